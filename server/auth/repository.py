@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.orm import ApiToken, AuthSession, LoginAttempt, Membership, User
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def session_by_token_hash(session: Session, token_hash: str) -> AuthSession | None:
+    return session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash))
+
+
+def api_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
+def failed_logins_since(session: Session, *, email: str | None, ip: str | None, since: datetime) -> int:
+    query = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.created_at >= since)
+    if email is not None:
+        query = query.where(LoginAttempt.email == email)
+    if ip is not None:
+        query = query.where(LoginAttempt.ip == ip)
+    return int(session.scalar(query) or 0)
+
+
+def memberships_of(session: Session, user_id: int) -> list[Membership]:
+    return list(session.scalars(select(Membership).where(Membership.user_id == user_id)))
+
+
+def tokens_of(session: Session, user_id: int) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    return list(session.scalars(query.order_by(ApiToken.id)))

@@ -1,0 +1,48 @@
+"""Per-process singletons built from Settings: the database, blob storage and the job sender.
+
+Created on first use, so a forked worker process builds its own connections.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from server.core.config import Settings, get_settings
+from server.core.db import Database
+from server.core.storage import LocalStorage, ObjectStorage
+from workers.celery_app import create_celery
+from workers.contracts import CPU_QUEUE
+
+
+@lru_cache
+def database() -> Database:
+    return Database(get_settings().database_url)
+
+
+@lru_cache
+def storage() -> ObjectStorage:
+    return LocalStorage(get_settings().blob_dir)
+
+
+@lru_cache
+def celery_app() -> Celery:
+    return make_celery(get_settings())
+
+
+def make_celery(settings: Settings) -> Celery:
+    return create_celery("annotate-anyone", settings.broker_url, default_queue=CPU_QUEUE)
+
+
+def reset(*, after_fork: bool = False) -> None:
+    """Forget the singletons (tests, a settings change, a forked worker process).
+
+    After a fork the inherited connections belong to the parent: they are dropped, not closed.
+    """
+    if database.cache_info().currsize:
+        database().engine.dispose(close=not after_fork)
+    for cached in (database, storage, celery_app):
+        cached.cache_clear()
+    if not after_fork:
+        get_settings.cache_clear()

@@ -1,0 +1,57 @@
+"""Idempotent writes on natural keys, for both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def _insert(session: Session, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
+) -> int:
+    """Insert rows, skipping those whose `key` exists (also when a concurrent writer got there
+    first). Returns how many rows were inserted."""
+    if not rows:
+        return 0
+    stmt = _insert(session, table).values(list(rows)).on_conflict_do_nothing(index_elements=list(key))
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def insert_ignore_returning(
+    session: Session, table: Table, row: dict[str, Any], key: Sequence[str]
+) -> Any | None:
+    """Insert one row unless its key exists; the new primary key, or None when it existed."""
+    stmt = (
+        _insert(session, table)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(table.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert rows or overwrite `update` columns of the existing row with the same key."""
+    if not rows:
+        return
+    stmt = _insert(session, table).values(list(rows))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: getattr(stmt.excluded, c) for c in update}
+    )
+    session.execute(stmt)

@@ -1,0 +1,146 @@
+"""Images: storing validated bytes once per project, analysing them, serving them by id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.core import jobs, tasknames
+from server.core.config import IngestSettings
+from server.core.errors import NotFound
+from server.core.storage import ObjectStorage
+from server.core.time import utcnow
+from server.core.upsert import insert_ignore, insert_ignore_returning
+from server.images import repository
+from server.images.decoding import DecodedImage, decode_image, image_quality, make_thumbnail
+from server.orm import Image, Project, Source, Subject, User
+from server.orm.enums import ImageStage, Role
+from server.projects.policy import access
+
+log = structlog.get_logger(__name__)
+
+_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+
+
+@dataclass(frozen=True)
+class Added:
+    image_id: int | None  # None: the same bytes were already in the project
+    sha256: str
+
+    @property
+    def duplicate(self) -> bool:
+        return self.image_id is None
+
+
+def decode(data: bytes, settings: IngestSettings) -> DecodedImage:
+    """Raises ImageRejected with a reason."""
+    return decode_image(
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        max_frames=settings.max_frames,
+    )
+
+
+def add_image(
+    session: Session,
+    storage: ObjectStorage,
+    project_id: int,
+    source: Source,
+    name: str,
+    decoded: DecodedImage,
+    settings: IngestSettings,
+) -> Added:
+    """Store the decoded image unless the project has the same bytes already."""
+    if repository.image_id_by_sha(session, project_id, decoded.sha256_original) is not None:
+        return Added(image_id=None, sha256=decoded.sha256_original)
+    # Content-addressed keys: a retried batch rewrites the same objects, harmlessly.
+    digest = decoded.sha256
+    key = f"images/{digest[:2]}/{digest}.{_EXTENSIONS[decoded.format]}"
+    thumb_key = f"thumbnails/{digest[:2]}/{digest}.webp"
+    storage.put(key, decoded.data)
+    storage.put(thumb_key, make_thumbnail(decoded.data, settings.thumbnail_side))
+    now = utcnow()
+    image_id = insert_ignore_returning(
+        session,
+        Image.__table__,  # type: ignore[arg-type]
+        {
+            "project_id": project_id,
+            "source_id": source.id,
+            "sha256": decoded.sha256_original,
+            "storage_key": key,
+            "thumbnail_key": thumb_key,
+            "original_name": name[-1000:],
+            "mime": decoded.mime,
+            "width": decoded.width,
+            "height": decoded.height,
+            "bytes": len(decoded.data),
+            "stage": ImageStage.pooled.value,
+            "stage_changed_at": now,
+            "quality": {},
+            "licence": source.licence,
+            "consent": source.consent,
+            "created_at": now,
+        },
+        ["project_id", "sha256"],
+    )
+    return Added(image_id=int(image_id) if image_id is not None else None, sha256=decoded.sha256_original)
+
+
+def request_analysis(session: Session, image_ids: Sequence[int]) -> None:
+    if image_ids:
+        jobs.enqueue(session, tasknames.ANALYZE_IMAGES, image_ids=list(image_ids))
+
+
+def analyze(session: Session, storage: ObjectStorage, image_ids: Sequence[int], settings: IngestSettings) -> int:
+    """Weight-free analysis: quality metrics, the minimum-resolution filter, the default subject.
+
+    Only images still `pooled` are touched, so a redelivered message changes nothing.
+    Returns how many images moved on.
+    """
+    images = repository.pooled_images(session, image_ids)
+    if not images:
+        return 0
+    projects = {p.id: p for p in session.scalars(select(Project).where(Project.id.in_({i.project_id for i in images})))}
+    now = utcnow()
+    subjects = []
+    for image in images:
+        project = projects[image.project_id]
+        min_side = project.settings.get("min_side") or settings.min_side
+        image.quality = image_quality(storage.get(image.storage_key))
+        image.stage_changed_at = now
+        if min(image.width, image.height) < min_side:
+            image.stage = ImageStage.filtered.value
+            image.filter_reason = "min_resolution"
+            continue
+        image.stage = ImageStage.ready.value
+        # One subject per image by default, covering the frame until a detector refines it.
+        subjects.append(
+            {
+                "image_id": image.id,
+                "project_id": image.project_id,
+                "index": 0,
+                "bbox": [0, 0, image.width, image.height],
+                "created_at": now,
+            }
+        )
+    insert_ignore(session, Subject.__table__, subjects, ["image_id", "index"])  # type: ignore[arg-type]
+    log.info("images.analyzed", count=len(images), ready=len(subjects))
+    return len(images)
+
+
+def image_for(session: Session, user: User, image_id: int) -> Image:
+    """The image, if the caller is a member of its project; otherwise 404."""
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFound("no such image")
+    access(session, user, image.project_id, Role.annotator)
+    return image
+
+
+def stage_counts(session: Session, project_id: int) -> dict[str, int]:
+    return repository.stage_counts(session, project_id)

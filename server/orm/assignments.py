@@ -1,0 +1,52 @@
+"""Units of human work, leased to one person at a time, and the submissions that answer them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.orm.base import BigId, Base, CreatedMixin, IdMixin
+
+
+class Assignment(IdMixin, CreatedMixin, Base):
+    __tablename__ = "assignments"
+    __table_args__ = (
+        # The queue: next queued item of a project by kind and priority.
+        Index("ix_assignments_queue", "project_id", "status", "kind", "priority"),
+        Index("ix_assignments_lease", "status", "lease_expires_at"),
+        Index("ix_assignments_subject", "subject_id", "kind"),
+    )
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    # The category ids routed to people for this subject.
+    category_ids: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[float] = mapped_column(default=0.0)
+    lease_holder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    leased_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    lead_time_ms: Mapped[int | None]
+    changed_fields: Mapped[int | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class Submission(IdMixin, CreatedMixin, Base):
+    """A submit, keyed by the client's id, so that a retried request is answered, not re-applied."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+
+    assignment_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("assignments.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(100))
+    response: Mapped[dict[str, Any]]
+    undone_at: Mapped[datetime | None]
