@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
-from celery import bootsteps
-from celery.signals import worker_process_init
+import structlog
+from celery.signals import celeryd_after_setup, worker_process_init, worker_shutdown
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.core import jobs, runtime, tasknames
 from server.core.config import get_settings
 from server.core.logging import configure_logging
 from server.core.time import utcnow
 from server.operations import service as operations
+from workers.contracts import CPU_QUEUE
+
+log = structlog.get_logger(__name__)
 
 TASK_MODULES = [
     "server.sources.tasks",
@@ -53,48 +58,57 @@ def _run_inline(job: jobs.Job) -> None:
     app.tasks[job.name].apply(kwargs=job.kwargs, throw=True)
 
 
-@worker_process_init.connect
-def _fresh_connections(**_: Any) -> None:
-    # A forked pool process must not share the parent's database connections.
-    runtime.reset(after_fork=True)
-    install_job_sender()
+class _Heartbeat:
+    """Writes this worker's heartbeat row, so /health can tell a live worker from a dead one.
 
+    The row is written from the pool processes (or the worker itself when it does not fork):
+    a process that forks must hold no database connection and run no database thread, or the
+    child inherits SQLite's in-process lock state and half-held locks.
+    """
 
-class Heartbeat(bootsteps.StartStopStep):
-    """Writes this worker's heartbeat row, so /health can tell a live worker from a dead one."""
+    hostname = socket.gethostname()
+    queues = CPU_QUEUE
+    started_at = utcnow()
+    _thread: threading.Thread | None = None
 
-    requires = {"celery.worker.components:Timer"}
+    @classmethod
+    def start(cls) -> None:
+        if cls._thread is None or not cls._thread.is_alive():
+            cls._thread = threading.Thread(target=cls._run, name="aa-heartbeat", daemon=True)
+            cls._thread.start()
 
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        self.hostname = f"{getattr(worker, 'hostname', None) or socket.gethostname()}"
-        self.queues = ""
-        self.started_at = utcnow()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, worker: Any) -> None:
-        self.queues = ",".join(sorted(q.name for q in worker.app.amqp.queues.consume_from.values())) if worker.app.amqp.queues.consume_from else "cpu"
-        install_job_sender()
-        self._thread = threading.Thread(target=self._run, name="aa-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
+    @classmethod
+    def _run(cls) -> None:
         interval = get_settings().worker_heartbeat_seconds
-        while not self._stop.is_set():
+        while True:
             try:
                 with runtime.database().session_scope() as session:
-                    operations.beat(session, self.hostname, self.queues, self.started_at)
-            except Exception as exc:  # the database may be restarting; try again next beat
-                app.log.get_default_logger().warning("heartbeat failed: %s", exc)
-            self._stop.wait(interval)
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        try:
-            with runtime.database().session_scope() as session:
-                operations.forget(session, self.hostname)
-        except Exception as exc:  # shutting down; the row goes stale on its own
-            app.log.get_default_logger().warning("heartbeat cleanup failed: %s", exc)
+                    operations.beat(session, cls.hostname, cls.queues, cls.started_at)
+            except SQLAlchemyError as exc:  # the database may be restarting: try next beat
+                log.warning("worker.heartbeat_failed", error=str(exc))
+            time.sleep(interval)
 
 
-app.steps["worker"].add(Heartbeat)
+@celeryd_after_setup.connect
+def _remember_identity(sender: str, instance: Any, **_: Any) -> None:
+    _Heartbeat.hostname = sender
+    _Heartbeat.queues = ",".join(sorted(instance.app.amqp.queues.consume_from or [CPU_QUEUE]))
+    install_job_sender()
+    if "prefork" not in str(instance.pool_cls).lower():
+        _Heartbeat.start()
+
+
+@worker_process_init.connect
+def _pool_process_started(**_: Any) -> None:
+    runtime.reset(after_fork=True)
+    install_job_sender()
+    _Heartbeat.start()
+
+
+@worker_shutdown.connect
+def _forget(**_: Any) -> None:
+    try:
+        with runtime.database().session_scope() as session:
+            operations.forget(session, _Heartbeat.hostname)
+    except SQLAlchemyError as exc:  # shutting down; the row goes stale on its own
+        log.warning("worker.forget_failed", error=str(exc))

@@ -164,6 +164,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('project_id', 'content_hash', name=op.f('uq_taxonomy_versions_project_id_content_hash')),
     sa.UniqueConstraint('project_id', 'version', name=op.f('uq_taxonomy_versions_project_id_version'))
     )
+    if op.get_bind().dialect.name != 'sqlite':
+        # projects <-> taxonomy_versions is a cycle: the projects table's use_alter key is left
+        # out of its CREATE TABLE and added here (SQLite keeps it inline).
+        op.create_foreign_key(
+            op.f('fk_projects_taxonomy_version_id_taxonomy_versions'),
+            'projects', 'taxonomy_versions', ['taxonomy_version_id'], ['id'], ondelete='SET NULL',
+        )
     op.create_table('images',
     sa.Column('project_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('source_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -574,6 +581,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_images_project_stage')
 
     op.drop_table('images')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(
+            op.f('fk_projects_taxonomy_version_id_taxonomy_versions'), 'projects', type_='foreignkey'
+        )
     op.drop_table('taxonomy_versions')
     with op.batch_alter_table('sources', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sources_project_id'))

@@ -37,6 +37,9 @@ def login(body: LoginRequest, request: Request, response: Response, session: DbS
             settings=settings.auth,
         )
     except InvalidCredentials:
+        # End the request's transaction first: on SQLite it holds the only write lock, and the
+        # attempt's own unit of work would wait for it until the busy timeout.
+        session.rollback()
         with runtime.database().session_scope() as attempt:
             service.record_failed_login(attempt, body.email, ip)
         raise
