@@ -17,6 +17,7 @@ import click
 
 from server.core import runtime
 from server.core.config import Settings, ensure_secret, get_settings
+from server.core.errors import DomainError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,7 +172,10 @@ def ingest(slug: str, folder: str, name: str | None) -> None:
         project = projects_repository.project_by_slug(session, slug)
         if project is None:
             raise click.ClickException(f"no project {slug!r}")
-        source = sources.create_folder_source(session, project, name or folder, folder, settings.source_roots)
+        try:
+            source = sources.create_folder_source(session, project, name or folder, folder, settings.source_roots)
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
         run = sources.start_run(session, source)
         run_id = run.id
     click.echo(f"ingest run {run_id} started; GET /api/v1/projects/{project.id}/ingest-runs/{run_id}")
@@ -194,6 +198,26 @@ def _processes(settings: Settings) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _wait_healthy(url: str, children: list[tuple[str, subprocess.Popen[Any]]], timeout: float) -> dict[str, Any]:
+    """Wait until the API answers and a worker has reported in, so the banner comes last."""
+    import httpx
+
+    report: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, child in children:
+            if child.poll() is not None:
+                raise click.ClickException(f"the {name} process exited with {child.returncode}")
+        try:
+            report = httpx.get(f"{url}/api/v1/health", timeout=2).json()
+            if report.get("ok"):
+                return report
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    return report
+
+
 @main.command()
 @click.option("--demo", "demo_count", default=500, show_default=True, help="demo people to create (0: none)")
 def run(demo_count: int) -> None:
@@ -213,7 +237,11 @@ def run(demo_count: int) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def terminated(*_: Any) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         for name, command in _processes(settings):
             children.append((name, subprocess.Popen(command, cwd=ROOT)))
@@ -223,6 +251,7 @@ def run(demo_count: int) -> None:
             install_job_sender()
             project_id, _ = _demo_project(settings, demo_count, 0, "demo")
         url = f"http://{settings.host}:{settings.port}"
+        health = _wait_healthy(url, children, timeout=120)
         click.echo("")
         click.echo(f"Annotate Anyone is running at {url}  (API docs: {url}/api/docs, health: {url}/api/v1/health)")
         click.echo(f"login: {email}  " + (f"password: {password}  (shown once)" if password else
@@ -230,7 +259,8 @@ def run(demo_count: int) -> None:
         if demo_count:
             click.echo(f"demo project: id {project_id}, {demo_count} synthetic people "
                        f"(GET {url}/api/v1/projects/{project_id}/images/stats)")
-        click.echo(f"data: {settings.data_dir}   database: {settings.database_url.split('@')[-1]}")
+        click.echo(f"data: {settings.data_dir}   database: {settings.database_url.split('@')[-1]}   "
+                   f"health: {'ok' if health.get('ok') else health}")
         click.echo("Ctrl-C stops everything.")
         while True:
             for name, child in children:

@@ -42,10 +42,10 @@ def check_broker(settings: Settings) -> dict[str, Any]:
         folder = settings.broker_folder()
         ok = folder.is_dir() and os.access(folder, os.W_OK)
         return {"ok": ok, "transport": "filesystem", "detail": "" if ok else f"{folder} is not writable"}
-    from kombu import Connection
+    from kombu.connection import Connection
 
     try:
-        with Connection(settings.broker_url, connect_timeout=2) as conn:
+        with Connection(settings.broker_url, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1, timeout=2)
         return {"ok": True, "transport": settings.broker_url.split(":", 1)[0]}
     except Exception as exc:  # a health probe reports any failure to connect, of any transport
