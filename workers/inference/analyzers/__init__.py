@@ -1,0 +1,1 @@
+"""Analyzers: person detection, human parsing and image-quality metrics."""

@@ -1,0 +1,1 @@
+"""Labelers: models that answer taxonomy categories about the person in an image."""
