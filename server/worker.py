@@ -26,14 +26,18 @@ log = structlog.get_logger(__name__)
 
 TASK_MODULES = [
     "server.sources.tasks",
-    "server.images.tasks",
+    "server.prelabel.tasks",
     "server.operations.tasks",
+    # The GPU queue's tasks, so that one embedded worker can serve both queues; they import
+    # torch only when a batch arrives.
+    "workers.tasks",
 ]
 
 _settings = get_settings()
 configure_logging(_settings.log_level, json=_settings.log_json)
 app = runtime.make_celery(_settings)
 app.conf.include = TASK_MODULES
+app.conf.task_always_eager = _settings.jobs_eager
 app.conf.beat_schedule = {
     "reconcile": {"task": tasknames.RECONCILE, "schedule": _settings.reconciler.interval_seconds},
 }
@@ -43,8 +47,10 @@ app.conf.beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule"
 def install_job_sender() -> None:
     """Jobs leave through Celery, or run inline when AA_JOBS_EAGER is set (tests, scripts)."""
     if get_settings().jobs_eager:
+        app.conf.task_always_eager = True
         jobs.configure(_run_inline)
         return
+    app.conf.task_always_eager = False
     sender_app = runtime.celery_app()
 
     def send(job: jobs.Job) -> None:

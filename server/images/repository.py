@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -44,13 +43,3 @@ def list_images(
     if source_id is not None:
         query = query.where(Image.source_id == source_id)
     return list(session.scalars(query.order_by(Image.id).limit(limit)))
-
-
-def stuck_image_ids(session: Session, stage: str, before: datetime, limit: int) -> list[int]:
-    query = (
-        select(Image.id)
-        .where(Image.stage == stage, Image.stage_changed_at < before)
-        .order_by(Image.id)
-        .limit(limit)
-    )
-    return [int(i) for i in session.scalars(query)]

@@ -14,7 +14,7 @@ from server.projects.deps import ProjectMember
 
 router = APIRouter(tags=["images"])
 
-Stage = Literal["pooled", "filtered", "ready", "prelabeled"]
+Stage = Literal["pooled", "filtered", "ready", "embedded", "prelabeled"]
 
 
 @router.get("/projects/{project_id}/images", response_model=list[ImageOut])

@@ -1,27 +1,22 @@
-"""Images: storing validated bytes once per project, analysing them, serving them by id."""
+"""Images: storing validated bytes once per project and serving them by id."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core import jobs, tasknames
 from server.core.config import IngestSettings
 from server.core.errors import NotFound
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
-from server.core.upsert import insert_ignore, insert_ignore_returning
+from server.core.upsert import insert_ignore_returning
 from server.images import repository
-from server.images.decoding import DecodedImage, decode_image, image_quality, make_thumbnail
-from server.orm import Image, Project, Source, Subject, User
+from server.images.decoding import DecodedImage, decode_image, make_thumbnail
+from server.orm import Image, Source, User
 from server.orm.enums import ImageStage, Role
 from server.projects.policy import access
-
-log = structlog.get_logger(__name__)
 
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
@@ -54,8 +49,12 @@ def add_image(
     name: str,
     decoded: DecodedImage,
     settings: IngestSettings,
+    min_side: int,
 ) -> Added:
-    """Store the decoded image unless the project has the same bytes already."""
+    """Store the decoded image unless the project has the same bytes already.
+
+    An image under the minimum resolution is kept, filtered with its reason, and never analysed.
+    """
     if repository.image_id_by_sha(session, project_id, decoded.sha256_original) is not None:
         return Added(image_id=None, sha256=decoded.sha256_original)
     # Content-addressed keys: a retried batch rewrites the same objects, harmlessly.
@@ -65,6 +64,8 @@ def add_image(
     storage.put(key, decoded.data)
     storage.put(thumb_key, make_thumbnail(decoded.data, settings.thumbnail_side))
     now = utcnow()
+    too_small = min(decoded.width, decoded.height) < min_side
+    stage = ImageStage.filtered if too_small else ImageStage.pooled
     image_id = insert_ignore_returning(
         session,
         Image.__table__,  # type: ignore[arg-type]
@@ -79,7 +80,8 @@ def add_image(
             "width": decoded.width,
             "height": decoded.height,
             "bytes": len(decoded.data),
-            "stage": ImageStage.pooled.value,
+            "stage": stage.value,
+            "filter_reason": None if stage is ImageStage.pooled else "min_resolution",
             "stage_changed_at": now,
             "quality": {},
             "licence": source.licence,
@@ -89,48 +91,6 @@ def add_image(
         ["project_id", "sha256"],
     )
     return Added(image_id=int(image_id) if image_id is not None else None, sha256=decoded.sha256_original)
-
-
-def request_analysis(session: Session, image_ids: Sequence[int]) -> None:
-    if image_ids:
-        jobs.enqueue(session, tasknames.ANALYZE_IMAGES, image_ids=list(image_ids))
-
-
-def analyze(session: Session, storage: ObjectStorage, image_ids: Sequence[int], settings: IngestSettings) -> int:
-    """Weight-free analysis: quality metrics, the minimum-resolution filter, the default subject.
-
-    Only images still `pooled` are touched, so a redelivered message changes nothing.
-    Returns how many images moved on.
-    """
-    images = repository.pooled_images(session, image_ids)
-    if not images:
-        return 0
-    projects = {p.id: p for p in session.scalars(select(Project).where(Project.id.in_({i.project_id for i in images})))}
-    now = utcnow()
-    subjects = []
-    for image in images:
-        project = projects[image.project_id]
-        min_side = project.settings.get("min_side") or settings.min_side
-        image.quality = image_quality(storage.get(image.storage_key))
-        image.stage_changed_at = now
-        if min(image.width, image.height) < min_side:
-            image.stage = ImageStage.filtered.value
-            image.filter_reason = "min_resolution"
-            continue
-        image.stage = ImageStage.ready.value
-        # One subject per image by default, covering the frame until a detector refines it.
-        subjects.append(
-            {
-                "image_id": image.id,
-                "project_id": image.project_id,
-                "index": 0,
-                "bbox": [0, 0, image.width, image.height],
-                "created_at": now,
-            }
-        )
-    insert_ignore(session, Subject.__table__, subjects, ["image_id", "index"])  # type: ignore[arg-type]
-    log.info("images.analyzed", count=len(images), ready=len(subjects))
-    return len(images)
 
 
 def image_for(session: Session, user: User, image_id: int) -> Image:

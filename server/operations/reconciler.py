@@ -16,8 +16,7 @@ from sqlalchemy.orm import Session
 from server.core import jobs, tasknames
 from server.core.config import ReconcilerSettings
 from server.core.time import utcnow
-from server.images import repository as image_repository
-from server.images import service as images
+from server.prelabel import repository as pipeline_repository
 from server.orm.enums import ImageStage, RunStatus
 from server.sources import repository as source_repository
 from server.sources import service as sources
@@ -25,11 +24,19 @@ from server.sources import service as sources
 log = structlog.get_logger(__name__)
 
 
+# Each pipeline stage and the dispatch that moves an image out of it.
+_NEXT_STEP = {
+    ImageStage.pooled: tasknames.DISPATCH_ANALYZE,
+    ImageStage.ready: tasknames.DISPATCH_EMBED,
+    ImageStage.embedded: tasknames.DISPATCH_PRELABEL,
+}
+
+
 @dataclass(frozen=True)
 class Resent:
     scans: int
     batches: int
-    analyses: int
+    images: int
 
 
 def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
@@ -46,12 +53,13 @@ def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
             batches += sources.resend_pending(session, run)
         # Wait a full timeout before the next nudge of the same run.
         run.updated_at = utcnow()
-    pooled = image_repository.stuck_image_ids(
-        session, ImageStage.pooled.value, before, settings.batch_limit
-    )
-    for start in range(0, len(pooled), 32):
-        images.request_analysis(session, pooled[start : start + 32])
-    resent = Resent(scans=scans, batches=batches, analyses=len(pooled))
-    if scans or batches or pooled:
-        log.info("reconciler.resent", scans=scans, batches=batches, analyses=len(pooled))
+    steps = 0
+    for stage, task in _NEXT_STEP.items():
+        image_ids = pipeline_repository.stuck_image_ids(session, stage, before, settings.batch_limit)
+        for start in range(0, len(image_ids), 32):
+            jobs.enqueue(session, task, image_ids=image_ids[start : start + 32])
+        steps += len(image_ids)
+    resent = Resent(scans=scans, batches=batches, images=steps)
+    if scans or batches or steps:
+        log.info("reconciler.resent", scans=scans, batches=batches, images=steps)
     return resent

@@ -22,8 +22,9 @@ _ROLE_RANK = {Role.annotator: 0, Role.reviewer: 1, Role.lead: 2, Role.admin: 3}
 class ImageStage(StrEnum):
     pooled = "pooled"  # stored, not yet analyzed
     filtered = "filtered"  # kept out of the dataset, with a reason
-    ready = "ready"  # passed analysis; waiting for pre-labels
-    prelabeled = "prelabeled"  # predictions for every category of the taxonomy
+    ready = "ready"  # passed analysis: has its subject; waiting for its embedding
+    embedded = "embedded"  # embedding cached for the project's backbone; waiting for pre-labels
+    prelabeled = "prelabeled"  # the active labeler's predictions are stored
 
 
 class SourceKind(StrEnum):

@@ -5,6 +5,23 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.orm.enums import Role
+from workers.contracts import ModelSpec
+
+WEIGHT_FREE_BACKBONE = ModelSpec(family="stats", source="builtin", name="grid-stats", version="1")
+
+
+class PipelineSettings(BaseModel):
+    """Which models analyse, embed and pre-label this project's images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: ModelSpec = Field(
+        default=WEIGHT_FREE_BACKBONE, description="embeds every image (cached per image and version)"
+    )
+    labeler: ModelSpec = Field(default=WEIGHT_FREE_BACKBONE, description="the initial pre-labeler")
+    detector: ModelSpec | None = Field(default=None, description="None: the whole frame is the person")
+    parser: ModelSpec | None = Field(default=None, description="human parsing (18 ATR labels)")
+    batch_size: int = Field(default=32, ge=1, le=512)
 
 
 class ProjectSettings(BaseModel):
@@ -12,7 +29,7 @@ class ProjectSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    labeler: str = Field(default="stats", description="the pre-label backbone family")
+    pipeline: PipelineSettings = PipelineSettings()
     min_side: int | None = Field(default=None, ge=1, le=20000, description="overrides AA_INGEST__MIN_SIDE")
     default_trust_threshold: float = Field(default=0.85, gt=0, le=1)
     audit_share: float = Field(default=0.05, ge=0, le=1)

@@ -21,6 +21,7 @@ from server.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
 from server.images import service as images
+from server.prelabel import service as pipeline
 from server.images.decoding import ImageRejected
 from server.orm import IngestItem, IngestRejection, IngestRun, Project, Source
 from server.orm.enums import RunStatus, SourceKind
@@ -233,6 +234,8 @@ def process_batch(
     items = repository.pending_items(session, run_id, batch)
     if not items:
         return []
+    project = session.get(Project, run.project_id)
+    min_side = (project.settings.get("min_side") if project else None) or settings.min_side
     added: list[int] = []
     duplicates = rejected = 0
     staged: list[str] = []
@@ -266,7 +269,9 @@ def process_batch(
                 )
             )
         else:
-            result = images.add_image(session, storage, run.project_id, source, item.name, decoded, settings)
+            result = images.add_image(
+                session, storage, run.project_id, source, item.name, decoded, settings, min_side
+            )
             if result.duplicate:
                 duplicates += 1
                 item.outcome = "duplicate"
@@ -287,7 +292,7 @@ def process_batch(
     run.updated_at = now
     if repository.count_pending(session, run_id) == 0:
         run.status, run.finished_at = RunStatus.succeeded.value, now
-    images.request_analysis(session, added)
+    pipeline.request_analysis(session, run.project_id, added)
     log.info("ingest.batch", run_id=run_id, batch=batch, added=len(added), duplicates=duplicates, rejected=rejected)
     return staged
 

@@ -34,7 +34,7 @@ def test_folder_ingest_adds_images_and_a_second_run_adds_nothing(
     second = _run_folder(admin, project["id"], "people")
     assert (second["status"], second["added"], second["duplicates"]) == ("succeeded", 0, 3)
     stats = admin.get(f"/projects/{project['id']}/images/stats").json()
-    assert stats["stages"] == {"ready": 3}
+    assert stats["stages"] == {"prelabeled": 3}
 
 
 def test_bad_files_are_rejected_with_reasons_while_good_ones_are_ingested(
