@@ -34,7 +34,7 @@ install-dev: $(VENV)/.stamp-dev ## Add the test and lint tools
 
 install-ml: $(VENV)/.stamp-ml ## Add torch, open_clip and transformers (labelers)
 
-run: install ## Start API, worker and beat on the embedded stack (SQLite, local files, broker folder) with a demo project
+run: install-ml ## Start API, worker and beat on the embedded stack (SQLite, local files, broker folder) with a demo project
 	$(PY) -m server.cli run
 
 test: install-dev install-ml ## Run the test suite (SQLite and Postgres; Redis for the worker tests)
@@ -51,7 +51,7 @@ imports: install-dev ## Check the import rules of ARCHITECTURE.md (import-linter
 
 check: lint types imports test ## Everything CI checks
 
-demo: install ## Add a demo project of synthetic people to a running engine's database
+demo: install-ml ## Add a demo project of synthetic people to a running engine's database
 	$(PY) -m server.cli demo --wait
 
 clean: ## Remove the virtualenv and the local data folder

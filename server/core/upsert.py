@@ -17,14 +17,26 @@ def _insert(session: Session, table: Table) -> Any:
 
 def insert_ignore(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
-) -> int:
+) -> None:
     """Insert rows, skipping those whose `key` exists (also when a concurrent writer got there
-    first). Returns how many rows were inserted."""
+    first). One statement compiled once and executed for every row (executemany)."""
+    if rows:
+        stmt = _insert(session, table).on_conflict_do_nothing(index_elements=list(key))
+        session.execute(stmt, list(rows))
+
+
+def insert_ignore_many_returning(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str], returning: Sequence[str]
+) -> list[Any]:
+    """Insert rows unless their key exists; the `returning` columns of the rows inserted."""
     if not rows:
-        return 0
-    stmt = _insert(session, table).values(list(rows)).on_conflict_do_nothing(index_elements=list(key))
-    result = session.execute(stmt)
-    return int(getattr(result, "rowcount", 0) or 0)
+        return []
+    stmt = (
+        _insert(session, table)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*(table.c[name] for name in returning))
+    )
+    return list(session.execute(stmt, list(rows)))
 
 
 def insert_ignore_returning(
@@ -50,8 +62,8 @@ def upsert(
     """Insert rows or overwrite `update` columns of the existing row with the same key."""
     if not rows:
         return
-    stmt = _insert(session, table).values(list(rows))
+    stmt = _insert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(key), set_={c: getattr(stmt.excluded, c) for c in update}
     )
-    session.execute(stmt)
+    session.execute(stmt, list(rows))

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from server.orm import Category, Embedding, Image, Label, Prediction, Subject
@@ -48,16 +49,15 @@ def first_subjects(session: Session, image_ids: Sequence[int]) -> dict[int, int]
     return {int(image_id): int(subject_id) for image_id, subject_id in session.execute(query)}
 
 
-def labels_for(session: Session, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], Label]:
+def label_rows(session: Session, keys: Collection[tuple[int, int]]) -> dict[tuple[int, int], Row[Any]]:
+    """Current labels of (subject, category) keys as plain rows (no ORM identity overhead)."""
     if not keys:
         return {}
-    subject_ids = {s for s, _ in keys}
-    query = select(Label).where(Label.subject_id.in_(subject_ids))
-    return {
-        (label.subject_id, label.category_id): label
-        for label in session.scalars(query)
-        if (label.subject_id, label.category_id) in keys
-    }
+    subject_ids = sorted({s for s, _ in keys})
+    query = select(
+        Label.id, Label.subject_id, Label.category_id, Label.value, Label.state, Label.model_version_id, Label.version
+    ).where(Label.subject_id.in_(subject_ids))
+    return {(r.subject_id, r.category_id): r for r in session.execute(query) if (r.subject_id, r.category_id) in keys}
 
 
 def stage_counts(session: Session, project_id: int) -> dict[str, int]:

@@ -16,13 +16,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.core import jobs, tasknames
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
-from server.core.upsert import insert_ignore, upsert
+from server.core.upsert import insert_ignore, insert_ignore_many_returning, upsert
 from server.labelers import service as labelers
 from server.orm import Category, Embedding, Image, Label, LabelEvent, Prediction, Project, Subject
 from server.orm.enums import ImageStage, LabelState
@@ -302,12 +302,13 @@ def persist_predictions(session: Session, result: contracts.PrelabelResult) -> i
 
 
 def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_version_id: int, now: Any) -> None:
+    """Bulk statements throughout: a batch touches thousands of labels."""
     if not rows:
         return
     keys = {(r["subject_id"], r["category_id"]) for r in rows}
-    existing = repository.labels_for(session, keys)
+    existing = repository.label_rows(session, keys)
     fresh = [r for r in rows if (r["subject_id"], r["category_id"]) not in existing]
-    insert_ignore(
+    created = insert_ignore_many_returning(
         session,
         Label.__table__,  # type: ignore[arg-type]
         [
@@ -325,11 +326,12 @@ def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_vers
             for r in fresh
         ],
         ["subject_id", "category_id"],
+        ["id", "subject_id", "category_id"],
     )
-    created = repository.labels_for(session, {(r["subject_id"], r["category_id"]) for r in fresh})
     events: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
 
-    def event(label: Label, row: dict[str, Any], from_value: Any, from_state: str | None) -> None:
+    def event(label: Any, row: dict[str, Any], from_value: Any, from_state: str | None) -> None:
         events.append(
             {
                 "label_id": label.id,
@@ -345,10 +347,10 @@ def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_vers
             }
         )
 
-    for row in fresh:
-        label = created.get((row["subject_id"], row["category_id"]))
-        if label is not None and label.model_version_id == row["model_version_id"]:
-            event(label, row, None, None)
+    # Only the labels this call inserted: a concurrent duplicate delivery may have won the race.
+    fresh_by_key = {(r["subject_id"], r["category_id"]): r for r in fresh}
+    for label in created:
+        event(label, fresh_by_key[(label.subject_id, label.category_id)], None, None)
     for row in rows:
         label = existing.get((row["subject_id"], row["category_id"]))
         # A person's decision, an accepted label, or this very model's answer stands.
@@ -356,11 +358,32 @@ def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_vers
             continue
         if label.model_version_id == row["model_version_id"]:
             continue
-        from_value = label.value
-        label.model_version_id, label.confidence, label.updated_at = row["model_version_id"], row["confidence"], now
-        if from_value != row["value"]:
-            label.value, label.version = row["value"], label.version + 1
-            event(label, row, from_value, label.state)
+        changed = label.value != row["value"]
+        updates.append(
+            {
+                "label_id": label.id,
+                "new_value": row["value"],
+                "new_confidence": row["confidence"],
+                "new_model_version_id": row["model_version_id"],
+                "new_version": label.version + 1 if changed else label.version,
+            }
+        )
+        if changed:
+            event(label, row, label.value, label.state)
+    if updates:
+        table = Label.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("label_id"))
+            .values(
+                value=bindparam("new_value", type_=table.c.value.type),
+                confidence=bindparam("new_confidence"),
+                model_version_id=bindparam("new_model_version_id"),
+                version=bindparam("new_version"),
+                updated_at=now,
+            )
+        )
+        session.execute(statement, updates)
     if events:
         session.execute(insert(LabelEvent), events)
 

@@ -100,7 +100,7 @@ def start_run(session: Session, source: Source) -> IngestRun:
     return run
 
 
-def _upload_source(session: Session, project: Project) -> Source:
+def upload_source(session: Session, project: Project) -> Source:
     source = repository.upload_source(session, project.id)
     if source is None:
         source = Source(project_id=project.id, kind=SourceKind.upload.value, name="uploads", config={})
@@ -122,7 +122,7 @@ def stage_upload(
     for f in files:
         if len(f.data) > settings.max_upload_bytes:
             raise PayloadTooLarge(f"{f.name!r} is over the {settings.max_upload_bytes}-byte limit")
-    source = _upload_source(session, project)
+    source = upload_source(session, project)
     now = utcnow()
     run = IngestRun(
         source_id=source.id,

@@ -86,3 +86,13 @@ def member_factory(client: TestClient, admin: Api) -> Any:
         return Api(client, email)
 
     return make
+
+
+@pytest.fixture
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id at its cheapest, for tests that log many people in (hashes stay argon2id)."""
+    from argon2 import PasswordHasher
+
+    from server.core import security
+
+    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

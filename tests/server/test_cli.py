@@ -19,14 +19,14 @@ def test_demo_ingests_synthetic_people_and_ingesting_the_folder_again_adds_nothi
         project = projects.project_by_slug(session, "demo")
         assert project is not None
         project_id = project.id
-        assert images.stage_counts(session, project_id) == {"ready": 12}
+        assert images.stage_counts(session, project_id) == {"prelabeled": 12}
 
     again = runner.invoke(main, ["ingest", "--project", "demo", "--folder", "demo-people-12-seed3/images"])
     assert again.exit_code == 0, again.output
     with runtime.database().session_scope() as session:
         latest = sources.runs_of(session, project_id, 1)[0]
         assert (latest.status, latest.added, latest.duplicates) == ("succeeded", 0, 12)
-        assert images.stage_counts(session, project_id) == {"ready": 12}
+        assert images.stage_counts(session, project_id) == {"prelabeled": 12}
     # The ground truth stays beside the images folder, out of the labelers' sight.
     demo_folder = env["sources"] / "demo-people-12-seed3"
     assert (demo_folder / "ground_truth.jsonl").is_file()

@@ -1,5 +1,5 @@
-"""A real Celery worker process ingests a folder: Redis + Postgres (production) and the
-filesystem broker + SQLite (the embedded default)."""
+"""A real Celery worker process ingests and pre-labels a folder: Redis + Postgres (production)
+and the filesystem broker + SQLite (the embedded default)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def worker(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     install_job_sender()
     log = open(env["data_dir"].parent / "worker.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "server.worker", "worker", "-Q", "cpu",
+        [sys.executable, "-m", "celery", "-A", "server.worker", "worker", "-Q", "cpu,gpu",
          "--concurrency", "2", "--loglevel", "INFO", "-n", "e2e@%h"],
         cwd=ROOT, env={**os.environ}, stdout=log, stderr=subprocess.STDOUT,
     )
@@ -76,7 +76,7 @@ def _wait(condition: Any, timeout: float, message: str, process: subprocess.Pope
 
 
 @pytest.mark.slow
-def test_a_real_worker_ingests_a_folder_until_every_image_is_ready(env: dict[str, Any], worker: Any) -> None:
+def test_a_real_worker_ingests_and_prelabels_a_folder(env: dict[str, Any], worker: Any) -> None:
     from server.auth import service as auth
     from server.projects import service as projects
     from server.sources import service as sources
@@ -96,9 +96,9 @@ def test_a_real_worker_ingests_a_folder_until_every_image_is_ready(env: dict[str
 
     def ready() -> bool:
         with runtime.database().session_scope() as session:
-            return images.stage_counts(session, project_id).get("ready", 0) == 40
+            return images.stage_counts(session, project_id).get("prelabeled", 0) == 40
 
-    _wait(ready, 120, "the images never became ready", worker)
+    _wait(ready, 120, "the images were never pre-labelled", worker)
     with runtime.database().session_scope() as session:
         from server.sources.repository import runs_of
 

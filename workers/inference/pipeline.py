@@ -37,7 +37,7 @@ from workers.inference.analyzers.masks import mask_png, shot_type_from_mask
 from workers.inference.analyzers.person import Detection, PersonDetector, WholeImageDetector
 from workers.inference.analyzers.quality import quality_metrics
 from workers.inference.images import ImageLoadError, load_image
-from workers.inference.labelers.base import Captioner, Embedder, Labeler
+from workers.inference.labelers.base import Captioner, Embedder, Labeler, Preparing
 from workers.inference.options import option_int
 from workers.inference.prefetch import prefetched
 from workers.inference.registry import ModelRegistry, process_registry
@@ -128,8 +128,9 @@ def run_embed(
     embedder = registry.embedder(batch.model)
     size = micro_batch or option_int(batch.model, "batch_size", DEFAULT_MICRO_BATCH)
     items: list[EmbedItem] = []
-    for chunk in prefetched(batch.images, size, load_for_labeler):
-        vectors = embed_loaded(embedder, chunk)
+    load, embed = _embedding_steps(embedder)
+    for chunk in prefetched(batch.images, size, load):
+        vectors = embed(chunk)
         for ref, loaded in chunk:
             if isinstance(loaded, ImageLoadError):
                 items.append(EmbedItem(image_id=ref.image_id, error=loaded.as_contract()))
@@ -155,9 +156,12 @@ def run_prelabel(
         return prelabel_with_heads(batch, registry, size)
     labeler = registry.labeler(batch.model)
     items: list[PrelabelItem] = []
-    for chunk in prefetched(batch.images, size, load_for_labeler):
-        ok = [(ref, image) for ref, image in chunk if not isinstance(image, ImageLoadError)]
-        predictions, captions = label_images(labeler, [image for _, image in ok], batch.categories)
+    load: Callable[[ImageRef], object] = (
+        _prepared_loader(labeler) if isinstance(labeler, Preparing) else load_for_labeler
+    )
+    for chunk in prefetched(batch.images, size, load):
+        ok = [(ref, loaded) for ref, loaded in chunk if not isinstance(loaded, ImageLoadError)]
+        predictions, captions = _answer(labeler, [loaded for _, loaded in ok], batch.categories)
         answered = {id(ref): i for i, (ref, _) in enumerate(ok)}
         for ref, loaded in chunk:
             if isinstance(loaded, ImageLoadError):
@@ -168,6 +172,14 @@ def run_prelabel(
                     PrelabelItem(image_id=ref.image_id, predictions=predictions[i], caption=captions[i])
                 )
     return prelabel_result(batch, labeler.supports, items)
+
+
+def _answer(
+    labeler: Labeler, loaded: Sequence[object], categories: Sequence[CategorySpec]
+) -> tuple[list[dict[str, CategoryPrediction]], list[str | None]]:
+    if isinstance(labeler, Preparing):
+        return labeler.predict_prepared(loaded, categories), [None] * len(loaded)
+    return label_images(labeler, [i for i in loaded if isinstance(i, Image.Image)], categories)
 
 
 def label_images(
@@ -193,6 +205,37 @@ def prelabel_result(
         skipped_categories=[c.key for c in batch.categories if not supports(c)],
         items=items,
     )
+
+
+def _prepared_loader(labeler: Preparing) -> Callable[[ImageRef], object]:
+    """Decode at the model's input scale and preprocess, both in the decode threads, so the
+    model's thread only stacks ready tensors."""
+    side = labeler.input_side
+
+    def load(ref: ImageRef) -> object:
+        return labeler.prepare(load_image(ref, draft_to=side))
+
+    return load
+
+
+def _embedding_steps(
+    embedder: Embedder,
+) -> tuple[
+    Callable[[ImageRef], object],
+    Callable[[Sequence[tuple[ImageRef, object]]], dict[int, NDArray[np.float32]]],
+]:
+    if not isinstance(embedder, Preparing):
+        return load_for_labeler, lambda chunk: embed_loaded(embedder, chunk)
+    preparing = embedder
+
+    def embed(chunk: Sequence[tuple[ImageRef, object]]) -> dict[int, NDArray[np.float32]]:
+        ok = [(ref, p) for ref, p in chunk if not isinstance(p, ImageLoadError)]
+        if not ok:
+            return {}
+        vectors = preparing.embed_prepared([p for _, p in ok])
+        return {id(ref): vector for (ref, _), vector in zip(ok, vectors, strict=True)}
+
+    return _prepared_loader(preparing), embed
 
 
 def missing_embedding(image: PrelabelImage) -> ImageError:

@@ -35,6 +35,26 @@ class Labeler(Protocol):
 
 
 @runtime_checkable
+class Preparing(Protocol):
+    """A labeler whose per-image preprocessing can run in the decode threads, ahead of the model.
+
+    `input_side` is the smallest image side the model needs, so JPEGs decode at the smallest
+    DCT scale that still covers it.
+    """
+
+    @property
+    def input_side(self) -> int: ...
+
+    def prepare(self, image: Image.Image) -> object: ...
+
+    def predict_prepared(
+        self, prepared: Sequence[object], categories: Sequence[CategorySpec]
+    ) -> list[dict[str, CategoryPrediction]]: ...
+
+    def embed_prepared(self, prepared: Sequence[object]) -> NDArray[np.float32]: ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """A labeler whose image embeddings are cached and reused by heads."""
 

@@ -80,6 +80,26 @@ class OpenClipLabeler:
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return torch.stack([self.preprocess(image) for image in images])
 
+    @property
+    def input_side(self) -> int:
+        size = self.model.visual.image_size
+        return int(min(size) if isinstance(size, (tuple, list)) else size)
+
+    def prepare(self, image: Image.Image) -> object:
+        """Resize, crop and normalise one image (run in the decode threads)."""
+        return self.preprocess(image)
+
+    def predict_prepared(
+        self, prepared: Sequence[object], categories: Sequence[CategorySpec]
+    ) -> list[dict[str, CategoryPrediction]]:
+        if not prepared:
+            return []
+        return self.predict_features(self.image_features(torch.stack(list(prepared))), categories)  # type: ignore[arg-type]
+
+    def embed_prepared(self, prepared: Sequence[object]) -> NDArray[np.float32]:
+        features = self.image_features(torch.stack(list(prepared)))  # type: ignore[arg-type]
+        return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
+
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings, (n, dim) float32 on the model's device."""
         with self.device.inference():
