@@ -65,10 +65,14 @@ def main() -> None:
             f"forward {row['forward_ips']:8.1f} img/s  ratio {row['ratio']:.3f}",
             file=sys.stderr,
         )
-    print(json.dumps({"model": f"open_clip/{args.model} (random init)", "device": device, "results": results}))
+    print(
+        json.dumps({"model": f"open_clip/{args.model} (random init)", "device": device, "results": results})
+    )
 
 
-def run(model: str, device: str | None, batch_sizes: list[int], n_images: int, data_dir: Path) -> list[dict[str, Any]]:
+def run(
+    model: str, device: str | None, batch_sizes: list[int], n_images: int, data_dir: Path
+) -> list[dict[str, Any]]:
     from server.cli import _prepare
     from server.core import jobs, runtime
     from server.core.config import get_settings
@@ -139,13 +143,19 @@ def _ingest(paths: list[Path]) -> tuple[int, list[int]]:
         ids = []
         for path in paths:
             decoded = decode_image(path.read_bytes(), max_bytes=1 << 26, max_pixels=1 << 26)
-            added = images.add_image(session, runtime.storage(), project.id, source, path.name, decoded, settings.ingest, 1)
+            added = images.add_image(
+                session, runtime.storage(), project.id, source, path.name, decoded, settings.ingest, 1
+            )
             assert added.image_id is not None
             ids.append(added.image_id)
         session.flush()
         for image in session.query(Image).filter(Image.id.in_(ids)):
             image.stage = "embedded"
-            session.add(Subject(image_id=image.id, project_id=project.id, index=0, bbox=[0, 0, image.width, image.height]))
+            session.add(
+                Subject(
+                    image_id=image.id, project_id=project.id, index=0, bbox=[0, 0, image.width, image.height]
+                )
+            )
         return project.id, ids
 
 
@@ -156,7 +166,9 @@ def _activate(project_id: int, spec: Any) -> None:
     from server.orm.enums import ModelStatus
 
     with runtime.database().session_scope() as session:
-        session.query(ModelVersion).filter(ModelVersion.project_id == project_id).update({"status": "retired"})
+        session.query(ModelVersion).filter(ModelVersion.project_id == project_id).update(
+            {"status": "retired"}
+        )
         labelers.register(session, project_id, spec, status=ModelStatus.active)
 
 

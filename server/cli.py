@@ -107,7 +107,11 @@ def _demo_project(settings: Settings, count: int, seed: int, slug: str) -> tuple
         admin = auth_repository.user_by_email(session, settings.admin_email)
         assert admin is not None
         project = projects.create_project(
-            session, admin, "Demo: synthetic people", slug=slug, description="Generated people with known ground truth."
+            session,
+            admin,
+            "Demo: synthetic people",
+            slug=slug,
+            description="Generated people with known ground truth.",
         )
         source = sources.create_folder_source(
             session,
@@ -173,7 +177,9 @@ def ingest(slug: str, folder: str, name: str | None) -> None:
         if project is None:
             raise click.ClickException(f"no project {slug!r}")
         try:
-            source = sources.create_folder_source(session, project, name or folder, folder, settings.source_roots)
+            source = sources.create_folder_source(
+                session, project, name or folder, folder, settings.source_roots
+            )
         except DomainError as exc:
             raise click.ClickException(exc.detail) from None
         run = sources.start_run(session, source)
@@ -186,19 +192,46 @@ def _processes(settings: Settings) -> list[tuple[str, list[str]]]:
     return [
         (
             "api",
-            [python, "-m", "uvicorn", "server.main:create_app", "--factory", "--host", settings.host,
-             "--port", str(settings.port), "--log-level", "warning"],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "server.main:create_app",
+                "--factory",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.port),
+                "--log-level",
+                "warning",
+            ],
         ),
         (
             "worker",
-            [python, "-m", "celery", "-A", "server.worker", "worker", "-Q", "cpu,gpu", "--concurrency", "2",
-             "--loglevel", "WARNING", "--hostname", "cpu@%h"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "server.worker",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--concurrency",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                "cpu@%h",
+            ],
         ),
         ("beat", [python, "-m", "celery", "-A", "server.worker", "beat", "--loglevel", "WARNING"]),
     ]
 
 
-def _wait_healthy(url: str, children: list[tuple[str, subprocess.Popen[Any]]], timeout: float) -> dict[str, Any]:
+def _wait_healthy(
+    url: str, children: list[tuple[str, subprocess.Popen[Any]]], timeout: float
+) -> dict[str, Any]:
     """Wait until the API answers and a worker has reported in, so the banner comes last."""
     import httpx
 
@@ -253,14 +286,26 @@ def run(demo_count: int) -> None:
         url = f"http://{settings.host}:{settings.port}"
         health = _wait_healthy(url, children, timeout=120)
         click.echo("")
-        click.echo(f"Annotate Anyone is running at {url}  (API docs: {url}/api/docs, health: {url}/api/v1/health)")
-        click.echo(f"login: {email}  " + (f"password: {password}  (shown once)" if password else
-                                          "password: as set before (annotate-anyone reset-password EMAIL)"))
+        click.echo(
+            f"Annotate Anyone is running at {url}  (API docs: {url}/api/docs, health: {url}/api/v1/health)"
+        )
+        click.echo(
+            f"login: {email}  "
+            + (
+                f"password: {password}  (shown once)"
+                if password
+                else "password: as set before (annotate-anyone reset-password EMAIL)"
+            )
+        )
         if demo_count:
-            click.echo(f"demo project: id {project_id}, {demo_count} synthetic people "
-                       f"(GET {url}/api/v1/projects/{project_id}/images/stats)")
-        click.echo(f"data: {settings.data_dir}   database: {settings.database_url.split('@')[-1]}   "
-                   f"health: {'ok' if health.get('ok') else health}")
+            click.echo(
+                f"demo project: id {project_id}, {demo_count} synthetic people "
+                f"(GET {url}/api/v1/projects/{project_id}/images/stats)"
+            )
+        click.echo(
+            f"data: {settings.data_dir}   database: {settings.database_url.split('@')[-1]}   "
+            f"health: {'ok' if health.get('ok') else health}"
+        )
         click.echo("Ctrl-C stops everything.")
         while True:
             for name, child in children:

@@ -1,7 +1,7 @@
 """The CPU worker: the explicit list of task modules and the beat schedule.
 
-    celery -A server.worker worker -Q cpu      # database tasks
-    celery -A server.worker beat               # the periodic schedule
+celery -A server.worker worker -Q cpu      # database tasks
+celery -A server.worker beat               # the periodic schedule
 """
 
 from __future__ import annotations

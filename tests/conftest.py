@@ -92,7 +92,9 @@ def _empty_all_tables(url: str) -> None:
                 conn.execute(text(f'DELETE FROM "{table}"'))
             for table in Base.metadata.sorted_tables:
                 if "id" in table.c:
-                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), 1, false)"))
+                    conn.execute(
+                        text(f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), 1, false)")
+                    )
         else:
             conn.execute(text("PRAGMA foreign_keys=OFF"))
             for table in tables:

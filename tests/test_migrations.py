@@ -124,4 +124,3 @@ def test_upgrade_downgrade_upgrade_round_trip_leaves_the_same_schema(fresh_url: 
     command.upgrade(config, "head")
     assert _tables(fresh_url) == before
     assert _differences(fresh_url) == []
-

@@ -38,14 +38,26 @@ def _forward(app: Celery, task: str, result: contracts.Contract) -> None:
 
 @shared_task(name=contracts.ANALYZE, bind=True)
 def analyze(self: Task, payload: dict[str, Any]) -> None:
-    _forward(self.app, contracts.PERSIST_ANALYSIS, run_analyze(contracts.AnalyzeBatch.model_validate(payload), registry=_models()))
+    _forward(
+        self.app,
+        contracts.PERSIST_ANALYSIS,
+        run_analyze(contracts.AnalyzeBatch.model_validate(payload), registry=_models()),
+    )
 
 
 @shared_task(name=contracts.EMBED, bind=True)
 def embed(self: Task, payload: dict[str, Any]) -> None:
-    _forward(self.app, contracts.PERSIST_EMBEDDINGS, run_embed(contracts.EmbedBatch.model_validate(payload), registry=_models()))
+    _forward(
+        self.app,
+        contracts.PERSIST_EMBEDDINGS,
+        run_embed(contracts.EmbedBatch.model_validate(payload), registry=_models()),
+    )
 
 
 @shared_task(name=contracts.PRELABEL, bind=True)
 def prelabel(self: Task, payload: dict[str, Any]) -> None:
-    _forward(self.app, contracts.PERSIST_PREDICTIONS, run_prelabel(contracts.PrelabelBatch.model_validate(payload), registry=_models()))
+    _forward(
+        self.app,
+        contracts.PERSIST_PREDICTIONS,
+        run_prelabel(contracts.PrelabelBatch.model_validate(payload), registry=_models()),
+    )

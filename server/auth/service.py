@@ -73,10 +73,8 @@ def login(
     email = email.strip().lower()
     since = utcnow() - THROTTLE_WINDOW
     if (
-        repository.failed_logins_since(session, email=email, ip=None, since=since)
-        >= MAX_FAILURES_PER_ACCOUNT
-        or repository.failed_logins_since(session, email=None, ip=ip, since=since)
-        >= MAX_FAILURES_PER_ADDRESS
+        repository.failed_logins_since(session, email=email, ip=None, since=since) >= MAX_FAILURES_PER_ACCOUNT
+        or repository.failed_logins_since(session, email=None, ip=ip, since=since) >= MAX_FAILURES_PER_ADDRESS
     ):
         raise LoginThrottled()
     user = repository.user_by_email(session, email)

@@ -30,9 +30,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
         # (SQLITE_BUSY_SNAPSHOT) when the API and a worker write at once.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

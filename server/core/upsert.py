@@ -15,9 +15,7 @@ def _insert(session: Session, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def insert_ignore(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]
-) -> None:
+def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
     """Insert rows, skipping those whose `key` exists (also when a concurrent writer got there
     first). One statement compiled once and executed for every row (executemany)."""
     if rows:
@@ -26,7 +24,11 @@ def insert_ignore(
 
 
 def insert_ignore_many_returning(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str], returning: Sequence[str]
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    key: Sequence[str],
+    returning: Sequence[str],
 ) -> list[Any]:
     """Insert rows unless their key exists; the `returning` columns of the rows inserted."""
     if not rows:

@@ -54,9 +54,15 @@ class _Painter:
         for side, (ax, ay) in zip((-1, 1), self.f.ankles, strict=True):
             self.pen.ellipse((ax + side * 0.03, ay + 0.13), 0.16, 0.13, self.f.shoes)
             self.pen.ellipse((ax + side * 0.06, ay + 0.2), 0.2, 0.09, self.f.shoes)
-            self.pen.polygon([(ax - 0.18 + side * 0.06, ay + 0.24), (ax + 0.2 + side * 0.06, ay + 0.24),
-                              (ax + 0.22 + side * 0.06, ay + SOLE_Y), (ax - 0.2 + side * 0.06, ay + SOLE_Y)],
-                             self.f.sole)
+            self.pen.polygon(
+                [
+                    (ax - 0.18 + side * 0.06, ay + 0.24),
+                    (ax + 0.2 + side * 0.06, ay + 0.24),
+                    (ax + 0.22 + side * 0.06, ay + SOLE_Y),
+                    (ax - 0.2 + side * 0.06, ay + SOLE_Y),
+                ],
+                self.f.sole,
+            )
             lace = shade(self.f.shoes, 0.7) if self.look["shoes.color"] != "black" else (90, 90, 96)
             for dy in (0.07, 0.12):
                 self.pen.line([(ax - 0.06, ay + dy), (ax + 0.06, ay + dy)], lace, 0.02)
@@ -67,8 +73,15 @@ class _Painter:
 
     def _torso_outline(self, inset: float = 0.0) -> list[Point]:
         sw, ww, hw, hem = self.f.shoulder - inset, self.f.waist - inset, self.f.hip + 0.02 - inset, self.f.hem
-        right = [(0.15, 1.32), (sw - 0.2, 1.36), (sw, 1.5), (sw - 0.05, 1.75), (sw - 0.12, 2.1),
-                 (ww, 2.9), (hw, hem)]
+        right = [
+            (0.15, 1.32),
+            (sw - 0.2, 1.36),
+            (sw, 1.5),
+            (sw - 0.05, 1.75),
+            (sw - 0.12, 2.1),
+            (ww, 2.9),
+            (hw, hem),
+        ]
         return [(-x, y) for x, y in reversed(right)] + right
 
     def _top(self) -> None:
@@ -76,17 +89,38 @@ class _Painter:
         sw, hem = f.shoulder, f.hem
         if kind == "tank_top":
             pen.polygon(self._torso_outline(), f.skin)
-            right = [(0.18, 1.62), (0.3, 1.35), (0.45, 1.35), (0.5, 1.6), (sw - 0.15, 1.98),
-                     (sw - 0.12, 2.1), (f.waist, 2.9), (f.hip + 0.02, hem)]
+            right = [
+                (0.18, 1.62),
+                (0.3, 1.35),
+                (0.45, 1.35),
+                (0.5, 1.6),
+                (sw - 0.15, 1.98),
+                (sw - 0.12, 2.1),
+                (f.waist, 2.9),
+                (f.hip + 0.02, hem),
+            ]
             pen.polygon([(0.0, 1.74), *right, *[(-x, y) for x, y in reversed(right)]], f.top)
-            pen.line([(-0.3, 1.35), (-0.18, 1.62), (0, 1.74), (0.18, 1.62), (0.3, 1.35)],
-                     shade(f.top, 0.8), 0.025)
+            pen.line(
+                [(-0.3, 1.35), (-0.18, 1.62), (0, 1.74), (0.18, 1.62), (0.3, 1.35)], shade(f.top, 0.8), 0.025
+            )
         else:
             pen.polygon(self._torso_outline(), f.top)
         darker = shade(f.top, 0.86)
-        pen.polygon([(sw - 0.22, 1.42), (sw, 1.5), (sw - 0.05, 1.75), (sw - 0.12, 2.1), (f.waist, 2.9),
-                     (f.hip + 0.02, hem), (f.hip - 0.14, hem), (f.waist - 0.13, 2.9),
-                     (sw - 0.3, 2.1), (sw - 0.32, 1.6)], darker)
+        pen.polygon(
+            [
+                (sw - 0.22, 1.42),
+                (sw, 1.5),
+                (sw - 0.05, 1.75),
+                (sw - 0.12, 2.1),
+                (f.waist, 2.9),
+                (f.hip + 0.02, hem),
+                (f.hip - 0.14, hem),
+                (f.waist - 0.13, 2.9),
+                (sw - 0.3, 2.1),
+                (sw - 0.32, 1.6),
+            ],
+            darker,
+        )
         for y in (2.95, 3.15):
             pen.line([(-f.waist + 0.05, y), (-f.waist + 0.3, y + 0.06)], darker, 0.02)
         if kind == "t_shirt":
@@ -189,8 +223,17 @@ class _Painter:
             return
         r, end = self.f.head_rx, min(HAIR_END[length], 1.4)
         self.pen.ellipse((0, 0.48), r + 0.07, 0.55, shade(self.f.hair, 0.8))
-        self.pen.polygon([(-r - 0.07, 0.48), (r + 0.07, 0.48), (r + 0.1, end - 0.05), (r, end),
-                          (-r, end), (-r - 0.1, end - 0.05)], shade(self.f.hair, 0.8))
+        self.pen.polygon(
+            [
+                (-r - 0.07, 0.48),
+                (r + 0.07, 0.48),
+                (r + 0.1, end - 0.05),
+                (r, end),
+                (-r, end),
+                (-r - 0.1, end - 0.05),
+            ],
+            shade(self.f.hair, 0.8),
+        )
 
     def _front_hair(self) -> None:
         f, pen, length = self.f, self.pen, self.look["hair.length"]
@@ -200,11 +243,23 @@ class _Painter:
             return
         dome = arc((0, 0.48), r + 0.045, 0.53, 180, 360, 20)
         if length == "above_eyes":
-            line = [(r - 0.01, 0.4), (r - 0.06, 0.3), (0.15, 0.22), (-0.15, 0.22), (-r + 0.06, 0.3),
-                    (-r + 0.01, 0.4)]
+            line = [
+                (r - 0.01, 0.4),
+                (r - 0.06, 0.3),
+                (0.15, 0.22),
+                (-0.15, 0.22),
+                (-r + 0.06, 0.3),
+                (-r + 0.01, 0.4),
+            ]
         elif f.fringe:
-            line = [(r - 0.04, 0.42), (0.2, 0.32), (0.07, 0.35), (-0.07, 0.31), (-0.2, 0.35),
-                    (-r + 0.04, 0.42)]
+            line = [
+                (r - 0.04, 0.42),
+                (0.2, 0.32),
+                (0.07, 0.35),
+                (-0.07, 0.31),
+                (-0.2, 0.35),
+                (-r + 0.04, 0.42),
+            ]
         else:
             line = [(r - 0.04, 0.45), (0.16, 0.24), (-0.05, 0.17), (-0.25, 0.3), (-r + 0.04, 0.45)]
         pen.polygon([*dome, *line], f.hair)
@@ -216,12 +271,25 @@ class _Painter:
         end = HAIR_END[length]
         for s in (-1, 1):
             if end < 1.5:
-                side = [(s * (r + 0.045), 0.45), (s * (r + 0.09), end - 0.06), (s * (r + 0.02), end),
-                        (s * (r - 0.07), end - 0.08), (s * (r - 0.06), 0.4)]
+                side = [
+                    (s * (r + 0.045), 0.45),
+                    (s * (r + 0.09), end - 0.06),
+                    (s * (r + 0.02), end),
+                    (s * (r - 0.07), end - 0.08),
+                    (s * (r - 0.06), 0.4),
+                ]
             else:
-                side = [(s * (r + 0.045), 0.45), (s * (r + 0.09), 0.95), (s * (r + 0.2), 1.4),
-                        (s * (r + 0.16), end - 0.1), (s * (r + 0.04), end), (s * (r - 0.1), end - 0.12),
-                        (s * (r - 0.12), 1.35), (s * (r - 0.08), 0.95), (s * (r - 0.06), 0.4)]
+                side = [
+                    (s * (r + 0.045), 0.45),
+                    (s * (r + 0.09), 0.95),
+                    (s * (r + 0.2), 1.4),
+                    (s * (r + 0.16), end - 0.1),
+                    (s * (r + 0.04), end),
+                    (s * (r - 0.1), end - 0.12),
+                    (s * (r - 0.12), 1.35),
+                    (s * (r - 0.08), 0.95),
+                    (s * (r - 0.06), 0.4),
+                ]
             pen.polygon(side, f.hair)
             pen.line([(s * (r + 0.0), 0.6), (s * (r + 0.03), end - 0.12)], strand, 0.012)
 
@@ -263,16 +331,27 @@ class _Painter:
                 pen.ellipse((0, -0.12), 0.1, 0.09, shade(f.hat, 1.2))
         elif kind == "brimmed_hat":
             pen.ellipse((0, 0.18), 0.76, 0.11, shade(f.hat, 0.9))
-            pen.polygon([(-0.34, 0.18), (-0.37, -0.2), (-0.25, -0.33), (0.25, -0.33), (0.37, -0.2),
-                         (0.34, 0.18)], f.hat)
+            pen.polygon(
+                [(-0.34, 0.18), (-0.37, -0.2), (-0.25, -0.33), (0.25, -0.33), (0.37, -0.2), (0.34, 0.18)],
+                f.hat,
+            )
             pen.polygon([(-0.35, 0.04), (0.35, 0.04), (0.345, 0.15), (-0.345, 0.15)], shade(f.hat, 0.55))
 
     # carried things and bottoms
 
     def _backpack_body(self) -> None:
         sw = self.f.shoulder
-        self.pen.polygon([(-sw + 0.08, 1.3), (-sw + 0.2, 1.15), (sw - 0.2, 1.15), (sw - 0.08, 1.3),
-                          (sw - 0.08, 3.1), (-sw + 0.08, 3.1)], self.f.bag)
+        self.pen.polygon(
+            [
+                (-sw + 0.08, 1.3),
+                (-sw + 0.2, 1.15),
+                (sw - 0.2, 1.15),
+                (sw - 0.08, 1.3),
+                (sw - 0.08, 3.1),
+                (-sw + 0.08, 3.1),
+            ],
+            self.f.bag,
+        )
         self.pen.line(arc((0, 1.16), 0.12, 0.08, 180, 360, 8), shade(self.f.bag, 0.7), 0.03)
 
     def _backpack_straps(self) -> None:
@@ -293,16 +372,34 @@ class _Painter:
         f, pen, kind = self.f, self.pen, self.look["bottoms.type"]
         colour = f.bottoms
         if kind == "skirt":
-            pen.polygon([(-f.waist - 0.03, 3.0), (f.waist + 0.03, 3.0), (f.skirt_width, f.garment_end),
-                         (-f.skirt_width, f.garment_end)], colour)
+            pen.polygon(
+                [
+                    (-f.waist - 0.03, 3.0),
+                    (f.waist + 0.03, 3.0),
+                    (f.skirt_width, f.garment_end),
+                    (-f.skirt_width, f.garment_end),
+                ],
+                colour,
+            )
             for t in (-0.5, 0.0, 0.5):
                 pen.line([(t * f.waist, 3.1), (t * f.skirt_width, f.garment_end)], shade(colour, 0.82), 0.02)
-            pen.line([(-f.skirt_width, f.garment_end), (f.skirt_width, f.garment_end)],
-                     shade(colour, 0.75), 0.03)
+            pen.line(
+                [(-f.skirt_width, f.garment_end), (f.skirt_width, f.garment_end)], shade(colour, 0.75), 0.03
+            )
             return
         lh, rh = f.hips
-        pen.polygon([(-f.waist - 0.02, 3.0), (f.waist + 0.02, 3.0), (f.hip + 0.03, 3.6),
-                     (rh[0] + 0.24, 3.9), (0, 4.02), (lh[0] - 0.24, 3.9), (-f.hip - 0.03, 3.6)], colour)
+        pen.polygon(
+            [
+                (-f.waist - 0.02, 3.0),
+                (f.waist + 0.02, 3.0),
+                (f.hip + 0.03, 3.6),
+                (rh[0] + 0.24, 3.9),
+                (0, 4.02),
+                (lh[0] - 0.24, 3.9),
+                (-f.hip - 0.03, 3.6),
+            ],
+            colour,
+        )
         for hip, knee, ankle in zip(f.hips, f.knees, f.ankles, strict=True):
             if kind == "shorts":
                 end = along(hip, knee, f.garment_end)
@@ -322,8 +419,15 @@ class _Painter:
         pen.ellipse(knee, 0.1, 0.26, shade(colour, 1.06))
         side = 1 if hip[0] > 0 else -1
         stitch = (206, 150, 70)
-        pen.line([(hip[0] + side * 0.21, hip[1]), (knee[0] + side * 0.16, knee[1]),
-                  (foot[0] + side * 0.12, foot[1] - 0.04)], stitch, 0.012)
+        pen.line(
+            [
+                (hip[0] + side * 0.21, hip[1]),
+                (knee[0] + side * 0.16, knee[1]),
+                (foot[0] + side * 0.12, foot[1] - 0.04),
+            ],
+            stitch,
+            0.012,
+        )
         pen.line([(hip[0] - 0.16, 3.6), (hip[0] + 0.16, 3.6)], stitch, 0.012)
         grain = shade(colour, 0.85)
         for i in range(14):

@@ -15,15 +15,29 @@ from dataclasses import dataclass
 from server.demo.paint import COLOUR_RGB, RGB, Point, along, jitter, shade
 
 SKIN_TONES: tuple[RGB, ...] = (
-    (255, 224, 196), (240, 196, 162), (224, 172, 128), (196, 136, 94), (150, 94, 60), (96, 60, 40),
+    (255, 224, 196),
+    (240, 196, 162),
+    (224, 172, 128),
+    (196, 136, 94),
+    (150, 94, 60),
+    (96, 60, 40),
 )
 HAIR_RGB: Mapping[str, RGB] = {
-    "black": (30, 26, 24), "brown": (98, 62, 36), "blonde": (222, 186, 110),
-    "red": (170, 58, 26), "gray": (142, 142, 142), "white": (236, 236, 230),
+    "black": (30, 26, 24),
+    "brown": (98, 62, 36),
+    "blonde": (222, 186, 110),
+    "red": (170, 58, 26),
+    "gray": (142, 142, 142),
+    "white": (236, 236, 230),
 }
 _IRISES: tuple[RGB, ...] = ((70, 44, 24), (40, 90, 150), (60, 110, 60), (100, 80, 50))
 _ACCESSORIES: tuple[RGB, ...] = (
-    (30, 30, 34), (180, 40, 40), (40, 70, 150), (230, 230, 226), (120, 90, 60), (60, 120, 80),
+    (30, 30, 34),
+    (180, 40, 40),
+    (40, 70, 150),
+    (230, 230, 226),
+    (120, 90, 60),
+    (60, 120, 80),
     (200, 160, 60),
 )
 HAIR_END = {"above_chin": 0.92, "above_shoulders": 1.22, "above_chest": 1.9, "below_chest": 2.6}
@@ -81,9 +95,11 @@ def _fill_unseen(rng: random.Random, attributes: Mapping[str, str | None]) -> di
 
 def _arm(rng: random.Random, side: int, shoulder: Point, waist: float) -> tuple[Point, Point]:
     pose = rng.choices(("down", "akimbo", "wave"), (0.6, 0.25, 0.15))[0]
+
     def reach(start: Point, degrees: float, length: float) -> Point:
         angle = math.radians(degrees)
         return (start[0] + side * length * math.sin(angle), start[1] + length * math.cos(angle))
+
     if pose == "down":
         upper = rng.uniform(6, 16)
         elbow = reach(shoulder, upper, 1.3)
@@ -151,21 +167,33 @@ def sample_figure(rng: random.Random, attributes: Mapping[str, str | None]) -> F
 
 
 def hat_top(figure: Figure) -> float:
-    return {"none": 0.0, "baseball_cap": -0.07, "beanie": -0.2 if figure.pompom else -0.1,
-            "brimmed_hat": -0.34}[figure.look["hat.type"]]
+    return {
+        "none": 0.0,
+        "baseball_cap": -0.07,
+        "beanie": -0.2 if figure.pompom else -0.1,
+        "brimmed_hat": -0.34,
+    }[figure.look["hat.type"]]
 
 
 def extent(figure: Figure) -> tuple[float, float, float, float]:
     """(left, top, right, bottom) of everything drawn, in body units."""
     xs = [p[0] for p in (*figure.elbows, *figure.wrists)] + [
-        -figure.shoulder, figure.shoulder, -figure.skirt_width, figure.skirt_width]
+        -figure.shoulder,
+        figure.shoulder,
+        -figure.skirt_width,
+        figure.skirt_width,
+    ]
     if figure.look["bag.type"] == "handbag":
         xs.append(figure.bag_side * (figure.hip + 0.5))
     if figure.look["hat.type"] == "brimmed_hat":
         xs += [-0.76, 0.76]
     hands_top = min(p[1] for p in figure.wrists) - 0.15
-    return (min(xs) - 0.15, min(hat_top(figure), hands_top, -0.05), max(xs) + 0.15,
-            figure.ankles[0][1] + SOLE_Y)
+    return (
+        min(xs) - 0.15,
+        min(hat_top(figure), hands_top, -0.05),
+        max(xs) + 0.15,
+        figure.ankles[0][1] + SOLE_Y,
+    )
 
 
 def regions(figure: Figure) -> dict[str, tuple[float, float, float, float]]:

@@ -38,20 +38,24 @@ def _channel(value: float) -> int:
 def shade(colour: RGB, factor: float) -> RGB:
     """Darker below 1, lighter above; lightening also moves toward white so black can brighten."""
     if factor <= 1:
-        return (_channel(colour[0] * factor), _channel(colour[1] * factor),
-                _channel(colour[2] * factor))
+        return (_channel(colour[0] * factor), _channel(colour[1] * factor), _channel(colour[2] * factor))
     return mix(colour, (255, 255, 255), factor - 1)
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
-    return (_channel(a[0] + (b[0] - a[0]) * t), _channel(a[1] + (b[1] - a[1]) * t),
-            _channel(a[2] + (b[2] - a[2]) * t))
+    return (
+        _channel(a[0] + (b[0] - a[0]) * t),
+        _channel(a[1] + (b[1] - a[1]) * t),
+        _channel(a[2] + (b[2] - a[2]) * t),
+    )
 
 
 def jitter(rng: random.Random, colour: RGB, amount: int) -> RGB:
-    return (_channel(colour[0] + rng.randint(-amount, amount)),
-            _channel(colour[1] + rng.randint(-amount, amount)),
-            _channel(colour[2] + rng.randint(-amount, amount)))
+    return (
+        _channel(colour[0] + rng.randint(-amount, amount)),
+        _channel(colour[1] + rng.randint(-amount, amount)),
+        _channel(colour[2] + rng.randint(-amount, amount)),
+    )
 
 
 class Pen:
@@ -69,17 +73,25 @@ class Pen:
     def polygon(self, points: Sequence[Point], fill: RGB) -> None:
         self._draw.polygon([self.at(p) for p in points], fill=fill)
 
-    def ellipse(self, centre: Point, rx: float, ry: float, fill: RGB | None = None,
-                outline: RGB | None = None, width: float = 0.0) -> None:
+    def ellipse(
+        self,
+        centre: Point,
+        rx: float,
+        ry: float,
+        fill: RGB | None = None,
+        outline: RGB | None = None,
+        width: float = 0.0,
+    ) -> None:
         x, y = self.at(centre)
         self._draw.ellipse(
             (x - rx * self.scale, y - ry * self.scale, x + rx * self.scale, y + ry * self.scale),
-            fill=fill, outline=outline, width=self._px(width) if outline else 0,
+            fill=fill,
+            outline=outline,
+            width=self._px(width) if outline else 0,
         )
 
     def line(self, points: Sequence[Point], fill: RGB, width: float) -> None:
-        self._draw.line([self.at(p) for p in points], fill=fill, width=self._px(width),
-                        joint="curve")
+        self._draw.line([self.at(p) for p in points], fill=fill, width=self._px(width), joint="curve")
 
     def limb(
         self, a: Point, b: Point, width_a: float, width_b: float, fill: RGB, *, cut: bool = False

@@ -36,9 +36,7 @@ _BUILDINGS: tuple[RGB, ...] = (
 )
 
 
-def paint_background(
-    image: Image.Image, rng: random.Random, kind: str, horizon: float
-) -> None:
+def paint_background(image: Image.Image, rng: random.Random, kind: str, horizon: float) -> None:
     """Paints `kind` over all of `image` (RGB)."""
     draw = ImageDraw.Draw(image, "RGBA")
     _PAINTERS[kind](draw, rng, image.width, image.height, horizon)
@@ -66,13 +64,12 @@ def _sky(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, bottom: float) -
         for _ in range(5):
             dx, dy = rng.uniform(-1.2, 1.2) * size, rng.uniform(-0.3, 0.3) * size
             r = rng.uniform(0.4, 0.7) * size
-            draw.ellipse((cx + dx - r, cy + dy - r * 0.6, cx + dx + r, cy + dy + r * 0.6),
-                         fill=(255, 255, 255, 200))
+            draw.ellipse(
+                (cx + dx - r, cy + dy - r * 0.6, cx + dx + r, cy + dy + r * 0.6), fill=(255, 255, 255, 200)
+            )
 
 
-def _plain_wall(
-    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float
-) -> None:
+def _plain_wall(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float) -> None:
     base = jitter(rng, rng.choice(_WALLS), 8)
     _gradient(draw, (0, 0, w, h), shade(base, 1.04), shade(base, 0.9))
 
@@ -98,8 +95,9 @@ def _park(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon
     base = horizon + rng.uniform(0.02, 0.1) * h
     height = rng.uniform(0.35, 0.6) * h
     trunk_w = 0.035 * w
-    draw.rectangle((tx - trunk_w / 2, base - height * 0.6, tx + trunk_w / 2, base),
-                   fill=jitter(rng, (96, 66, 42), 8))
+    draw.rectangle(
+        (tx - trunk_w / 2, base - height * 0.6, tx + trunk_w / 2, base), fill=jitter(rng, (96, 66, 42), 8)
+    )
     leaves = jitter(rng, (58, 122, 54), 10)
     crown_y, crown_r = base - height * 0.72, height * 0.3
     for i in range(7):
@@ -109,9 +107,7 @@ def _park(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon
         draw.ellipse((tx + dx - r, crown_y + dy - r, tx + dx + r, crown_y + dy + r), fill=colour)
 
 
-def _street(
-    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float
-) -> None:
+def _street(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float) -> None:
     _sky(draw, rng, w, horizon)
     ground = horizon + 0.02 * h
     x = -rng.uniform(0, 0.1) * w
@@ -165,9 +161,7 @@ def _beach(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizo
         draw.rectangle((px, py, px + 2, py + 2), fill=speck)
 
 
-def _indoor_room(
-    draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float
-) -> None:
+def _indoor_room(draw: ImageDraw.ImageDraw, rng: random.Random, w: int, h: int, horizon: float) -> None:
     floor_y = min(0.94 * h, horizon + rng.uniform(0.05, 0.2) * h)
     wall = jitter(rng, rng.choice(_ROOM_WALLS), 8)
     _gradient(draw, (0, 0, w, floor_y), shade(wall, 1.03), shade(wall, 0.92))
@@ -188,14 +182,17 @@ def _indoor_room(
     border = 0.025 * w
     if rng.random() < 0.5:
         draw.rectangle((fx, fy, fx + fw, fy + fh), fill=(246, 246, 244))
-        _gradient(draw, (fx + border, fy + border, fx + fw - border, fy + fh - border),
-                  (120, 176, 228), (210, 232, 246))
+        _gradient(
+            draw,
+            (fx + border, fy + border, fx + fw - border, fy + fh - border),
+            (120, 176, 228),
+            (210, 232, 246),
+        )
         draw.line((fx + fw / 2, fy, fx + fw / 2, fy + fh), fill=(246, 246, 244), width=4)
         draw.line((fx, fy + fh / 2, fx + fw, fy + fh / 2), fill=(246, 246, 244), width=4)
     else:
         draw.rectangle((fx, fy, fx + fw, fy + fh), fill=jitter(rng, (70, 48, 30), 10))
-        draw.rectangle((fx + border, fy + border, fx + fw - border, fy + fh - border),
-                       fill=(240, 236, 226))
+        draw.rectangle((fx + border, fy + border, fx + fw - border, fy + fh - border), fill=(240, 236, 226))
         for _ in range(3):
             colour = jitter(rng, rng.choice(((200, 80, 60), (60, 110, 170), (230, 190, 70))), 20)
             bx = rng.uniform(fx + 2 * border, fx + fw - 4 * border)

@@ -42,7 +42,12 @@ VOCABULARY: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "shot.type": ("full_body", "nearly_full_body", "upper_body", "portrait", "headshot"),
         "hair.color": ("black", "brown", "blonde", "red", "gray", "white"),
         "hair.length": (
-            "bald", "above_eyes", "above_chin", "above_shoulders", "above_chest", "below_chest",
+            "bald",
+            "above_eyes",
+            "above_chin",
+            "above_shoulders",
+            "above_chest",
+            "below_chest",
         ),
         "hat.type": ("none", "baseball_cap", "beanie", "brimmed_hat"),
         "eyewear.type": ("none", "glasses", "sunglasses"),
@@ -85,12 +90,25 @@ def _pick(rng: random.Random, weighted: Mapping[str, float]) -> str:
 
 def sample_person(rng: random.Random) -> dict[str, str | None]:
     """Attributes of one person; a category the shot cannot show is None."""
-    shot = _pick(rng, {"full_body": 3, "nearly_full_body": 2, "upper_body": 2, "portrait": 1.5,
-                       "headshot": 1.5})
-    hair_length = _pick(rng, {"bald": 0.6, "above_eyes": 1.2, "above_chin": 1, "above_shoulders": 1,
-                              "above_chest": 1, "below_chest": 1})
-    hair_color = None if hair_length == "bald" else _pick(
-        rng, {"black": 3, "brown": 3, "blonde": 1.5, "red": 0.8, "gray": 1, "white": 0.7})
+    shot = _pick(
+        rng, {"full_body": 3, "nearly_full_body": 2, "upper_body": 2, "portrait": 1.5, "headshot": 1.5}
+    )
+    hair_length = _pick(
+        rng,
+        {
+            "bald": 0.6,
+            "above_eyes": 1.2,
+            "above_chin": 1,
+            "above_shoulders": 1,
+            "above_chest": 1,
+            "below_chest": 1,
+        },
+    )
+    hair_color = (
+        None
+        if hair_length == "bald"
+        else _pick(rng, {"black": 3, "brown": 3, "blonde": 1.5, "red": 0.8, "gray": 1, "white": 0.7})
+    )
     top = rng.choice(VOCABULARY["top.type"])
     sleeve = {
         "tank_top": "sleeveless",
@@ -123,8 +141,7 @@ def sample_person(rng: random.Random) -> dict[str, str | None]:
             "skirt": rng.choice(("short", "knee_length")),
         }.get(bottoms, "full_length")
         attributes["bottoms.color"] = (
-            _pick(rng, {"blue": 3, "black": 1, "gray": 0.5, "other": 1.5})
-            if bottoms == "jeans" else "other"
+            _pick(rng, {"blue": 3, "black": 1, "gray": 0.5, "other": 1.5}) if bottoms == "jeans" else "other"
         )
         if attributes["bottoms.color"] == "other":
             attributes["bottoms.color"] = rng.choice(_COLOURS)
@@ -212,7 +229,8 @@ def render_person_with_mask(
         feet = framing.oy + extent(figure)[3] * framing.scale
         rx, ry = 0.9 * framing.scale, 0.12 * framing.scale
         ImageDraw.Draw(scene, "RGBA").ellipse(
-            (framing.cx - rx, feet - ry, framing.cx + rx, feet + ry), fill=(0, 0, 0, 60))
+            (framing.cx - rx, feet - ry, framing.cx + rx, feet + ry), fill=(0, 0, 0, 60)
+        )
     blur = {"portrait": 1.5, "headshot": 2.5}.get(shot)
     if blur is not None:
         # A quarter of the size is blurred, then enlarged: the same look at a fraction of the cost.
@@ -229,11 +247,16 @@ def render_person_with_mask(
     boxes = {
         name: pixels
         for name, box in regions(figure).items()
-        if _shown(name, attributes)
-        and (pixels := _to_pixels(box, framing, width, height)) is not None
+        if _shown(name, attributes) and (pixels := _to_pixels(box, framing, width, height)) is not None
     }
-    person = Person(seed=seed, attributes=attributes, bbox=(left, top, right - left, bottom - top),
-                    width=width, height=height, regions=boxes)
+    person = Person(
+        seed=seed,
+        attributes=attributes,
+        bbox=(left, top, right - left, bottom - top),
+        width=width,
+        height=height,
+        regions=boxes,
+    )
     return image, mask, person
 
 
@@ -248,9 +271,7 @@ def render_person(seed: int, width: int = 384, height: int = 512) -> tuple[Image
     return image, person
 
 
-def generate_dataset(
-    out_dir: Path, count: int, seed: int = 0, *, image_format: str = "jpeg"
-) -> Path:
+def generate_dataset(out_dir: Path, count: int, seed: int = 0, *, image_format: str = "jpeg") -> Path:
     """Writes `count` images to `out_dir/images` and their ground truth to
     `out_dir/ground_truth.jsonl` (one line per image, in file order). Returns the images folder.
 
@@ -281,16 +302,20 @@ def generate_dataset(
         data = buffer.getvalue()
         name = f"person_{index:05d}{suffix}"
         (images / name).write_bytes(data)
-        lines.append(json.dumps({
-            "file": name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "seed": person.seed,
-            "width": person.width,
-            "height": person.height,
-            "bbox": list(person.bbox),
-            "attributes": person.attributes,
-            "regions": {key: list(box) for key, box in person.regions.items()},
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "file": name,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "seed": person.seed,
+                    "width": person.width,
+                    "height": person.height,
+                    "bbox": list(person.bbox),
+                    "attributes": person.attributes,
+                    "regions": {key: list(box) for key, box in person.regions.items()},
+                }
+            )
+        )
     truth = out_dir / "ground_truth.jsonl"
     partial = out_dir / "ground_truth.jsonl.partial"
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -4,10 +4,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from server.auth.deps import CurrentUser
 from server.core import runtime
 from server.core.errors import NotFound
 from server.core.http import DbSession
-from server.auth.deps import CurrentUser
 from server.images import repository, service
 from server.images.schemas import ImageOut, StageCounts
 from server.projects.deps import ProjectMember

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from server.core import jobs, tasknames
 from server.core.config import ReconcilerSettings
 from server.core.time import utcnow
-from server.prelabel import repository as pipeline_repository
 from server.orm.enums import ImageStage, RunStatus
+from server.prelabel import repository as pipeline_repository
 from server.sources import repository as source_repository
 from server.sources import service as sources
 

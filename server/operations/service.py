@@ -20,7 +20,15 @@ def beat(session: Session, hostname: str, queues: str, started_at: Any) -> None:
     upsert(
         session,
         WorkerHeartbeat.__table__,  # type: ignore[arg-type]
-        [{"hostname": hostname, "queues": queues, "pid": os.getpid(), "started_at": started_at, "last_seen_at": now}],
+        [
+            {
+                "hostname": hostname,
+                "queues": queues,
+                "pid": os.getpid(),
+                "started_at": started_at,
+                "last_seen_at": now,
+            }
+        ],
         ["hostname"],
         ["queues", "pid", "started_at", "last_seen_at"],
     )
@@ -58,6 +66,13 @@ def check_workers(session: Session, settings: Settings) -> dict[str, Any]:
     alive = [w for w in workers if w.last_seen_at >= fresh_after]
     return {
         "ok": bool(alive),
-        "alive": [{"hostname": w.hostname, "queues": w.queues.split(","), "last_seen_at": w.last_seen_at.isoformat()} for w in alive],
+        "alive": [
+            {
+                "hostname": w.hostname,
+                "queues": w.queues.split(","),
+                "last_seen_at": w.last_seen_at.isoformat(),
+            }
+            for w in alive
+        ],
         "stale": len(workers) - len(alive),
     }

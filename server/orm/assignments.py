@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import BigId, Base, CreatedMixin, IdMixin
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Assignment(IdMixin, CreatedMixin, Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import BigId, Base, CreatedMixin, IdMixin
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Snapshot(IdMixin, CreatedMixin, Base):

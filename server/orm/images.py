@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import BigId, Base, CreatedMixin, IdMixin
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Image(IdMixin, CreatedMixin, Base):
@@ -21,9 +21,7 @@ class Image(IdMixin, CreatedMixin, Base):
     )
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    source_id: Mapped[int | None] = mapped_column(
-        ForeignKey("sources.id", ondelete="SET NULL"), index=True
-    )
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))  # of the bytes as offered
     storage_key: Mapped[str] = mapped_column(String(500))  # the stored, upright bytes
     thumbnail_key: Mapped[str | None] = mapped_column(String(500))

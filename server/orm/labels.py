@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import BigId, Base, CreatedMixin, IdMixin, Json
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin, Json
 
 
 class ModelVersion(IdMixin, CreatedMixin, Base):
@@ -54,16 +54,12 @@ class Label(IdMixin, Base):
 
     subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id", ondelete="CASCADE"))
     category_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_categories.id", ondelete="CASCADE"))
-    taxonomy_version_id: Mapped[int] = mapped_column(
-        ForeignKey("taxonomy_versions.id", ondelete="CASCADE")
-    )
+    taxonomy_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id", ondelete="CASCADE"))
     value: Mapped[Any] = mapped_column(Json)
     state: Mapped[str] = mapped_column(String(20))
     confidence: Mapped[float | None]
     version: Mapped[int] = mapped_column(default=1)
-    model_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="SET NULL")
-    )
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime]
 

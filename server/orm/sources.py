@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import BigId, Base, CreatedMixin, IdMixin
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin
 
 
 class Source(IdMixin, CreatedMixin, Base):
@@ -65,9 +65,7 @@ class IngestRejection(IdMixin, CreatedMixin, Base):
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
-    run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ingest_runs.id", ondelete="CASCADE"), index=True
-    )
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(1000))
     reason: Mapped[str] = mapped_column(String(50))
     detail: Mapped[str] = mapped_column(String(1000), default="")

@@ -35,9 +35,7 @@ class Region(IdMixin, Base):
     __tablename__ = "taxonomy_regions"
     __table_args__ = (UniqueConstraint("taxonomy_version_id", "key"),)
 
-    taxonomy_version_id: Mapped[int] = mapped_column(
-        ForeignKey("taxonomy_versions.id", ondelete="CASCADE")
-    )
+    taxonomy_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     parsing_ids: Mapped[list[Any]]
@@ -53,9 +51,7 @@ class Category(IdMixin, Base):
     __tablename__ = "taxonomy_categories"
     __table_args__ = (UniqueConstraint("taxonomy_version_id", "key"),)
 
-    taxonomy_version_id: Mapped[int] = mapped_column(
-        ForeignKey("taxonomy_versions.id", ondelete="CASCADE")
-    )
+    taxonomy_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id", ondelete="CASCADE"))
     region_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_regions.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))  # full key, e.g. "top.sleeve_length"
     question: Mapped[str] = mapped_column(String(500))
@@ -76,9 +72,7 @@ class CategoryValue(IdMixin, Base):
     __tablename__ = "taxonomy_values"
     __table_args__ = (UniqueConstraint("category_id", "key"),)
 
-    category_id: Mapped[int] = mapped_column(
-        ForeignKey("taxonomy_categories.id", ondelete="CASCADE")
-    )
+    category_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_categories.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(200))
     label: Mapped[str] = mapped_column(String(200))
     prompts: Mapped[list[Any]]

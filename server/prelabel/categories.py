@@ -16,7 +16,9 @@ _WIRE = {"true": "yes", "false": "no"}
 _TAXONOMY = {wire: key for key, wire in _WIRE.items()}
 
 
-def contract_categories(categories: Sequence[Category], include_sensitive: bool) -> list[contracts.CategorySpec]:
+def contract_categories(
+    categories: Sequence[Category], include_sensitive: bool
+) -> list[contracts.CategorySpec]:
     """The categories a labeler is asked; sensitive ones only when the project opted in, and
     a category whose condition reads a left-out category is left out too."""
     kept = {c.key for c in categories if include_sensitive or not c.sensitive}

@@ -23,7 +23,9 @@ def images_in_stages(session: Session, image_ids: Sequence[int], stages: Sequenc
 
 
 def embedded_image_ids(session: Session, image_ids: Sequence[int], backbone: str) -> set[int]:
-    query = select(Embedding.image_id).where(Embedding.image_id.in_(list(image_ids)), Embedding.backbone == backbone)
+    query = select(Embedding.image_id).where(
+        Embedding.image_id.in_(list(image_ids)), Embedding.backbone == backbone
+    )
     return {int(i) for i in session.scalars(query)}
 
 
@@ -45,7 +47,9 @@ def categories_of(session: Session, taxonomy_version_id: int) -> list[Category]:
 
 
 def first_subjects(session: Session, image_ids: Sequence[int]) -> dict[int, int]:
-    query = select(Subject.image_id, Subject.id).where(Subject.image_id.in_(list(image_ids)), Subject.index == 0)
+    query = select(Subject.image_id, Subject.id).where(
+        Subject.image_id.in_(list(image_ids)), Subject.index == 0
+    )
     return {int(image_id): int(subject_id) for image_id, subject_id in session.execute(query)}
 
 
@@ -55,9 +59,19 @@ def label_rows(session: Session, keys: Collection[tuple[int, int]]) -> dict[tupl
         return {}
     subject_ids = sorted({s for s, _ in keys})
     query = select(
-        Label.id, Label.subject_id, Label.category_id, Label.value, Label.state, Label.model_version_id, Label.version
+        Label.id,
+        Label.subject_id,
+        Label.category_id,
+        Label.value,
+        Label.state,
+        Label.model_version_id,
+        Label.version,
     ).where(Label.subject_id.in_(subject_ids))
-    return {(r.subject_id, r.category_id): r for r in session.execute(query) if (r.subject_id, r.category_id) in keys}
+    return {
+        (r.subject_id, r.category_id): r
+        for r in session.execute(query)
+        if (r.subject_id, r.category_id) in keys
+    }
 
 
 def stage_counts(session: Session, project_id: int) -> dict[str, int]:

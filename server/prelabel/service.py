@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.core import jobs, tasknames
@@ -239,7 +239,9 @@ def dispatch_prelabel(
             images=[
                 contracts.PrelabelImage(
                     **ref.model_dump(),
-                    embedding_b64=contracts.encode_vector(vectors[ref.image_id]) if ref.image_id in vectors else None,
+                    embedding_b64=contracts.encode_vector(vectors[ref.image_id])
+                    if ref.image_id in vectors
+                    else None,
                 )
                 for ref in _refs(storage, group)
             ],
@@ -301,7 +303,9 @@ def persist_predictions(session: Session, result: contracts.PrelabelResult) -> i
     return len(done)
 
 
-def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_version_id: int, now: Any) -> None:
+def _apply_to_labels(
+    session: Session, rows: list[dict[str, Any]], taxonomy_version_id: int, now: Any
+) -> None:
     """Bulk statements throughout: a batch touches thousands of labels."""
     if not rows:
         return
@@ -371,7 +375,7 @@ def _apply_to_labels(session: Session, rows: list[dict[str, Any]], taxonomy_vers
         if changed:
             event(label, row, label.value, label.state)
     if updates:
-        table = Label.__table__
+        table: Table = Label.__table__  # type: ignore[assignment]
         statement = (
             update(table)
             .where(table.c.id == bindparam("label_id"))

@@ -31,9 +31,7 @@ def access(session: Session, user: User, project_id: int, minimum: Role = Role.a
         role = Role.admin
     else:
         membership = session.scalar(
-            select(Membership).where(
-                Membership.project_id == project_id, Membership.user_id == user.id
-            )
+            select(Membership).where(Membership.project_id == project_id, Membership.user_id == user.id)
         )
         if membership is None:
             raise NotFound("no such project")

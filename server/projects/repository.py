@@ -14,9 +14,7 @@ def visible_projects(session: Session, user: User) -> list[tuple[Project, str | 
     if user.is_admin:
         rows = session.execute(
             select(Project, Membership.role)
-            .outerjoin(
-                Membership, (Membership.project_id == Project.id) & (Membership.user_id == user.id)
-            )
+            .outerjoin(Membership, (Membership.project_id == Project.id) & (Membership.user_id == user.id))
             .where(Project.deleted_at.is_(None))
             .order_by(Project.id)
         )

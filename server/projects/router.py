@@ -68,7 +68,9 @@ def list_members(session: DbSession, access: ProjectMember) -> list[MemberOut]:
 def add_member(body: MemberAdd, session: DbSession, access: ProjectLead) -> MemberOut:
     access.require(body.role)  # nobody grants a role above their own
     membership, user = service.add_member(session, access.project, body.email, body.role)
-    return MemberOut(user_id=user.id, email=user.email, display_name=user.display_name, role=Role(membership.role))
+    return MemberOut(
+        user_id=user.id, email=user.email, display_name=user.display_name, role=Role(membership.role)
+    )
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

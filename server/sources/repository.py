@@ -54,7 +54,9 @@ def add_counts(session: Session, run_id: int, **deltas: int) -> None:
     session.execute(update(IngestRun).where(IngestRun.id == run_id).values(**values))
 
 
-def rejections(session: Session, project_id: int, run_id: int | None, limit: int, after_id: int) -> list[IngestRejection]:
+def rejections(
+    session: Session, project_id: int, run_id: int | None, limit: int, after_id: int
+) -> list[IngestRejection]:
     query = select(IngestRejection).where(
         IngestRejection.project_id == project_id, IngestRejection.id > after_id
     )

@@ -78,7 +78,9 @@ def list_rejections(
     return [RejectionOut.model_validate(r) for r in rows]
 
 
-@router.post("/projects/{project_id}/uploads", response_model=IngestRunOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/projects/{project_id}/uploads", response_model=IngestRunOut, status_code=status.HTTP_202_ACCEPTED
+)
 def upload(
     request: Request,
     files: Annotated[list[UploadFile], File(description="JPEG, PNG or WebP images")],

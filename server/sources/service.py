@@ -21,10 +21,10 @@ from server.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
 from server.images import service as images
-from server.prelabel import service as pipeline
 from server.images.decoding import ImageRejected
 from server.orm import IngestItem, IngestRejection, IngestRun, Project, Source
 from server.orm.enums import RunStatus, SourceKind
+from server.prelabel import service as pipeline
 from server.sources import repository
 from server.sources.paths import (
     FolderRefusal,
@@ -136,7 +136,9 @@ def stage_upload(
     for n, f in enumerate(files):
         key = f"staging/run-{run.id}/{n:06d}"
         storage.put(key, f.data)
-        session.add(IngestItem(run_id=run.id, name=f.name[-1000:], location=key, batch=n // settings.batch_size))
+        session.add(
+            IngestItem(run_id=run.id, name=f.name[-1000:], location=key, batch=n // settings.batch_size)
+        )
     session.flush()
     for batch in range((len(files) + settings.batch_size - 1) // settings.batch_size):
         jobs.enqueue(session, tasknames.INGEST_BATCH, run_id=run.id, batch=batch)
@@ -168,7 +170,10 @@ def scan(session: Session, run_id: int, roots: Sequence[Path], settings: IngestS
             continue
         session.add(
             IngestItem(
-                run_id=run.id, name=entry.relative_path, location=str(entry.path), batch=count // settings.batch_size
+                run_id=run.id,
+                name=entry.relative_path,
+                location=str(entry.path),
+                batch=count // settings.batch_size,
             )
         )
         count += 1
@@ -203,7 +208,9 @@ def resend_pending(session: Session, run: IngestRun) -> int:
     return len(batches)
 
 
-def _read(item: IngestItem, source: Source, storage: ObjectStorage, roots: Sequence[Path], settings: IngestSettings) -> bytes:
+def _read(
+    item: IngestItem, source: Source, storage: ObjectStorage, roots: Sequence[Path], settings: IngestSettings
+) -> bytes:
     if source.kind == SourceKind.folder.value:
         path = Path(item.location)
         # Checked again at read time: the tree may have changed since the scan.
@@ -293,7 +300,9 @@ def process_batch(
     if repository.count_pending(session, run_id) == 0:
         run.status, run.finished_at = RunStatus.succeeded.value, now
     pipeline.request_analysis(session, run.project_id, added)
-    log.info("ingest.batch", run_id=run_id, batch=batch, added=len(added), duplicates=duplicates, rejected=rejected)
+    log.info(
+        "ingest.batch", run_id=run_id, batch=batch, added=len(added), duplicates=duplicates, rejected=rejected
+    )
     return staged
 
 

@@ -46,7 +46,9 @@ def _tree(version: TaxonomyVersion, current_id: int | None) -> TaxonomyTree:
                     trust_threshold=c.trust_threshold,
                     sensitive=c.sensitive,
                     values=[
-                        ValueOut(key=v.key, label=v.label, prompts=[str(p) for p in v.prompts], caption=v.caption)
+                        ValueOut(
+                            key=v.key, label=v.label, prompts=[str(p) for p in v.prompts], caption=v.caption
+                        )
                         for v in c.values
                     ],
                 )
@@ -80,7 +82,9 @@ def get_version(version_id: int, session: DbSession, access: ProjectMember) -> T
     return _tree(version, access.project.taxonomy_version_id)
 
 
-@router.post("/projects/{project_id}/taxonomy", response_model=TaxonomyTree, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/projects/{project_id}/taxonomy", response_model=TaxonomyTree, status_code=status.HTTP_201_CREATED
+)
 def upload_version(
     body: TaxonomyUpload, response: Response, session: DbSession, access: ProjectLead
 ) -> TaxonomyTree:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from server.core.errors import NotFound, ValidationFailed
 from server.orm import Category, CategoryValue, Project, Region, TaxonomyVersion
-from importlib import resources
-
 from server.taxonomy.format import (
     TaxonomySpec,
     TaxonomyValidationError,
@@ -108,7 +108,9 @@ def default_yaml(name: str) -> str:
     return resources.files("server.taxonomy").joinpath("defaults", f"{name}.yaml").read_text()
 
 
-def add_default_version(session: Session, project: Project, name: str, user_id: int | None) -> TaxonomyVersion:
+def add_default_version(
+    session: Session, project: Project, name: str, user_id: int | None
+) -> TaxonomyVersion:
     version, _ = add_version(session, project, default_yaml(name), user_id=user_id)
     return version
 

@@ -11,7 +11,9 @@ from server.projects import repository as projects
 from server.sources import repository as sources
 
 
-def test_demo_ingests_synthetic_people_and_ingesting_the_folder_again_adds_nothing(env: dict[str, Any]) -> None:
+def test_demo_ingests_synthetic_people_and_ingesting_the_folder_again_adds_nothing(
+    env: dict[str, Any],
+) -> None:
     runner = CliRunner()
     created = runner.invoke(main, ["demo", "--count", "12", "--seed", "3", "--wait"])
     assert created.exit_code == 0, created.output

@@ -44,9 +44,26 @@ def worker(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     install_job_sender()
     log = open(env["data_dir"].parent / "worker.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "server.worker", "worker", "-Q", "cpu,gpu",
-         "--concurrency", "2", "--loglevel", "INFO", "-n", "e2e@%h"],
-        cwd=ROOT, env={**os.environ}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "server.worker",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "-n",
+            "e2e@%h",
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait(lambda: _heartbeats() > 0, 60, "the worker never sent a heartbeat", process)

@@ -112,9 +112,7 @@ def test_five_failed_logins_throttle_the_account_even_with_the_right_password(cl
 def test_many_failed_logins_from_one_address_throttle_every_account(client: TestClient) -> None:
     make_user("ann@example.com")
     with runtime.database().session_scope() as session:
-        session.add_all(
-            LoginAttempt(email=f"user{n}@example.com", ip="testclient") for n in range(30)
-        )
+        session.add_all(LoginAttempt(email=f"user{n}@example.com", ip="testclient") for n in range(30))
     assert _login(client, "ann@example.com").status_code == 429
 
 
@@ -183,16 +181,24 @@ def test_unsafe_request_with_cookie_but_without_the_right_csrf_header_is_refused
 ) -> None:
     headers = {} if header is None else {"X-CSRF-Token": header}
     response = _call(
-        admin.client, "POST", "/projects", cookie=admin.cookies[SESSION_COOKIE],
-        headers=headers, json={"name": "Forged"},
+        admin.client,
+        "POST",
+        "/projects",
+        cookie=admin.cookies[SESSION_COOKIE],
+        headers=headers,
+        json={"name": "Forged"},
     )
     assert response.status_code == 403
     assert response.json()["error"] == "csrf_failed"
     assert _count(Project) == 0
 
     allowed = _call(
-        admin.client, "POST", "/projects", cookie=admin.cookies[SESSION_COOKIE],
-        headers={"X-CSRF-Token": admin.csrf}, json={"name": "Real"},
+        admin.client,
+        "POST",
+        "/projects",
+        cookie=admin.cookies[SESSION_COOKIE],
+        headers={"X-CSRF-Token": admin.csrf},
+        json={"name": "Real"},
     )
     assert allowed.status_code == 201, allowed.text
     assert _count(Project) == 1
@@ -202,8 +208,12 @@ def test_csrf_token_of_another_session_is_refused(client: TestClient, admin: Api
     make_user("ann@example.com")
     other = _login(client, "ann@example.com").json()["csrf_token"]
     response = _call(
-        client, "POST", "/projects", cookie=admin.cookies[SESSION_COOKIE],
-        headers={"X-CSRF-Token": other}, json={"name": "Forged"},
+        client,
+        "POST",
+        "/projects",
+        cookie=admin.cookies[SESSION_COOKIE],
+        headers={"X-CSRF-Token": other},
+        json={"name": "Forged"},
     )
     assert response.status_code == 403
     assert _count(Project) == 0
@@ -213,8 +223,12 @@ def test_cross_site_text_plain_post_with_json_and_the_cookie_changes_nothing(adm
     # What an HTML form or a no-preflight fetch from another site can send.
     for path, body in (("/projects", '{"name": "Forged"}'), ("/auth/tokens", '{"name": "stolen"}')):
         response = _call(
-            admin.client, "POST", path, cookie=admin.cookies[SESSION_COOKIE],
-            headers={"Content-Type": "text/plain"}, content=body,
+            admin.client,
+            "POST",
+            path,
+            cookie=admin.cookies[SESSION_COOKIE],
+            headers={"Content-Type": "text/plain"},
+            content=body,
         )
         assert 400 <= response.status_code < 500, response.text
     assert _count(Project) == 0
@@ -340,9 +354,7 @@ def test_create_admin_command_prints_the_password_once(
         ).user.is_admin
 
 
-@pytest.mark.parametrize(
-    "secret", ["", "short", "change-me", "change-me-" + "x" * 40, "x" * 31], ids=repr
-)
+@pytest.mark.parametrize("secret", ["", "short", "change-me", "change-me-" + "x" * 40, "x" * 31], ids=repr)
 def test_production_mode_refuses_a_missing_short_or_example_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="AA_SECRET_KEY"):
         Settings(mode="production", secret_key=secret)

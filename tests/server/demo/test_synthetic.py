@@ -122,12 +122,23 @@ def test_sampled_attributes_are_consistent() -> None:
         sleeve = {"tank_top": {"sleeveless"}, "hoodie": {"long"}, "sweater": {"long"}}
         assert a["top.sleeve_length"] in sleeve.get(str(a["top.type"]), {"short", "long"})
         assert (a["hair.color"] is None) == (a["hair.length"] == "bald")
-        length = {"shorts": {"short"}, "skirt": {"short", "knee_length"},
-                  "trousers": {"full_length"}, "jeans": {"full_length"}}
+        length = {
+            "shorts": {"short"},
+            "skirt": {"short", "knee_length"},
+            "trousers": {"full_length"},
+            "jeans": {"full_length"},
+        }
         if a["bottoms.type"] is not None:
             assert a["bottoms.length"] in length[a["bottoms.type"]]
-        for category in ("shot.type", "hat.type", "eyewear.type", "top.type", "top.color",
-                         "top.sleeve_length", "background.type"):
+        for category in (
+            "shot.type",
+            "hat.type",
+            "eyewear.type",
+            "top.type",
+            "top.color",
+            "top.sleeve_length",
+            "background.type",
+        ):
             assert a[category] is not None, category
 
 

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from server.core import jobs, runtime
 from server.demo.synthetic import render_person
-from server.orm import Embedding, Image as ImageRow, Label, LabelEvent, Prediction, Subject
+from server.orm import Embedding, Label, LabelEvent, Prediction, Subject
+from server.orm import Image as ImageRow
 from server.prelabel import service
 from tests.server.conftest import Api
 from tests.workers import tiny_models
@@ -77,13 +78,19 @@ def test_redelivered_gpu_results_write_nothing_twice(admin: Api, project: dict[s
     jobs.configure(recorder)
     assert admin.post(f"/projects/{project['id']}/uploads", files=_people(3)).status_code == 202
     storage = runtime.storage()
-    from server.sources import service as sources
     from server.core.config import get_settings
+    from server.sources import service as sources
 
     for job in recorder.take("cpu.ingest.batch"):
         with runtime.database().session_scope() as session:
-            sources.process_batch(session, storage, job.kwargs["run_id"], job.kwargs["batch"],
-                                  get_settings().source_roots, get_settings().ingest)
+            sources.process_batch(
+                session,
+                storage,
+                job.kwargs["run_id"],
+                job.kwargs["batch"],
+                get_settings().source_roots,
+                get_settings().ingest,
+            )
     (dispatch,) = recorder.take("cpu.pipeline.analyze")
     with runtime.database().session_scope() as session:
         service.dispatch_analysis(session, storage, dispatch.kwargs["image_ids"])
@@ -145,8 +152,14 @@ def test_an_unreadable_stored_image_is_filtered_with_its_reason_and_the_batch_go
     storage = runtime.storage()
     for job in recorder.take("cpu.ingest.batch"):
         with runtime.database().session_scope() as session:
-            sources.process_batch(session, storage, job.kwargs["run_id"], job.kwargs["batch"],
-                                  get_settings().source_roots, get_settings().ingest)
+            sources.process_batch(
+                session,
+                storage,
+                job.kwargs["run_id"],
+                job.kwargs["batch"],
+                get_settings().source_roots,
+                get_settings().ingest,
+            )
     with runtime.database().session_scope() as session:
         victim = session.scalars(select(ImageRow).order_by(ImageRow.id)).first()
         assert victim is not None
@@ -154,7 +167,9 @@ def test_an_unreadable_stored_image_is_filtered_with_its_reason_and_the_batch_go
         service.dispatch_analysis(session, storage, [victim.id, victim.id + 1, victim.id + 2])
     (analyze,) = recorder.take(contracts.ANALYZE)
     with runtime.database().session_scope() as session:
-        service.persist_analysis(session, storage, run_analyze(contracts.AnalyzeBatch.model_validate(analyze.kwargs["payload"])))
+        service.persist_analysis(
+            session, storage, run_analyze(contracts.AnalyzeBatch.model_validate(analyze.kwargs["payload"]))
+        )
     stats = admin.get(f"/projects/{project['id']}/images/stats").json()
     assert stats["stages"] == {"filtered": 1, "ready": 2}
     assert stats["filtered_by_reason"] == {"unreadable_checksum_mismatch": 1}
@@ -173,14 +188,29 @@ def tiny_models_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 def test_real_model_families_prelabel_through_the_server_pipeline(
     admin: Api, project: dict[str, Any], tiny_models_folder: dict[str, Path]
 ) -> None:
-    clip = {"family": "open_clip", "source": str(tiny_models_folder["open_clip"]), "name": "tiny", "version": "1"}
+    clip = {
+        "family": "open_clip",
+        "source": str(tiny_models_folder["open_clip"]),
+        "name": "tiny",
+        "version": "1",
+    }
     settings = {
         "pipeline": {
             "backbone": clip,
             "labeler": clip,
-            "detector": {"family": "detector", "source": str(tiny_models_folder["detector"]), "name": "tiny-detr",
-                         "version": "1", "options": {"min_score": 0.0}},
-            "parser": {"family": "parser", "source": str(tiny_models_folder["parser"]), "name": "tiny-seg", "version": "1"},
+            "detector": {
+                "family": "detector",
+                "source": str(tiny_models_folder["detector"]),
+                "name": "tiny-detr",
+                "version": "1",
+                "options": {"min_score": 0.0},
+            },
+            "parser": {
+                "family": "parser",
+                "source": str(tiny_models_folder["parser"]),
+                "name": "tiny-seg",
+                "version": "1",
+            },
         }
     }
     assert admin.put(f"/projects/{project['id']}/settings", json=settings).status_code == 200

@@ -153,9 +153,7 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
     assert source.status_code == 201, source.text
     run = admin.post(f"/projects/{b}/sources/{source.json()['id']}/runs")
     assert run.status_code == 202, run.text
-    upload = admin.post(
-        f"/projects/{b}/uploads", files=[("files", ("b.jpg", _jpeg("yellow"), "image/jpeg"))]
-    )
+    upload = admin.post(f"/projects/{b}/uploads", files=[("files", ("b.jpg", _jpeg("yellow"), "image/jpeg"))])
     assert upload.status_code == 202, upload.text
     images = admin.get(f"/projects/{b}/images").json()
     assert len(images) == 2

@@ -170,8 +170,13 @@ def test_uploading_an_older_versions_content_makes_it_current_again_without_a_ne
     [
         (TINY.replace("kind: single", "kind: bogus"), "regions[0].categories[0].kind"),
         (TINY.replace("key: color", "key: Color"), "regions[0].categories[0].key"),
-        (TINY.replace('          - {key: black, prompts: ["a person with black hair"]}\n',
-                      "          - {key: black}\n"), "regions[0].categories[0].values[0].prompts"),
+        (
+            TINY.replace(
+                '          - {key: black, prompts: ["a person with black hair"]}\n',
+                "          - {key: black}\n",
+            ),
+            "regions[0].categories[0].values[0].prompts",
+        ),
         (TINY.replace("equals: blond", "equals: green"), "regions[0].categories[1].when.equals"),
         (TINY.replace("parsing_ids: [2]", "parsing_ids: [99]"), "regions[0].parsing_ids[0]"),
         (TINY.replace("name: tiny\n", ""), "name"),
