@@ -102,6 +102,12 @@ def persist_analysis(session: Session, storage: ObjectStorage, result: contracts
         i.id: i
         for i in repository.images_in_stage(session, [it.image_id for it in result.items], ImageStage.pooled)
     }
+    filters = {
+        project.id: ProjectSettings.model_validate(project.settings).filters
+        for project in session.scalars(
+            select(Project).where(Project.id.in_({i.project_id for i in images.values()}))
+        )
+    }
     now = utcnow()
     ready: list[int] = []
     subjects: list[dict[str, Any]] = []
@@ -122,6 +128,7 @@ def persist_analysis(session: Session, storage: ObjectStorage, result: contracts
             mask_key = f"masks/{stored_sha256(image)[:2]}/{stored_sha256(image)}.png"
             storage.put(mask_key, base64.b64decode(item.parsing_mask_png_b64))
         box = item.person
+        # Stored for filtered images too: a lead sees what the analysers saw.
         subjects.append(
             {
                 "image_id": image.id,
@@ -135,6 +142,12 @@ def persist_analysis(session: Session, storage: ObjectStorage, result: contracts
                 "created_at": now,
             }
         )
+        reason = filters[image.project_id].reason_to_filter(
+            image.quality, item.shot_type, item.detector_score
+        )
+        if reason is not None:
+            image.stage, image.filter_reason = ImageStage.filtered.value, reason
+            continue
         image.stage = ImageStage.ready.value
         ready.append(image.id)
     upsert(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,12 +25,51 @@ class PipelineSettings(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=512)
 
 
+ShotType = Literal["full_body", "nearly_full_body", "upper_body", "portrait", "headshot"]
+
+
+class AnalysisFilters(BaseModel):
+    """What analysis keeps out of the dataset; a filtered image records which rule it failed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_sharpness: float | None = Field(default=None, ge=0, description="variance of the Laplacian")
+    min_brightness: float | None = Field(default=None, ge=0, le=1)
+    max_brightness: float | None = Field(default=None, ge=0, le=1)
+    max_exposure_clipped: float | None = Field(default=None, ge=0, le=1)
+    min_detector_score: float | None = Field(default=None, ge=0, le=1)
+    shot_types: list[ShotType] | None = Field(default=None, description="None keeps every shot type")
+
+    def reason_to_filter(
+        self, quality: dict[str, float], shot_type: str | None, score: float | None
+    ) -> str | None:
+        below = [
+            ("low_sharpness", self.min_sharpness, quality.get("sharpness")),
+            ("too_dark", self.min_brightness, quality.get("brightness")),
+            ("low_person_score", self.min_detector_score, score),
+        ]
+        above = [
+            ("too_bright", self.max_brightness, quality.get("brightness")),
+            ("clipped_exposure", self.max_exposure_clipped, quality.get("exposure_clipped")),
+        ]
+        for reason, threshold, value in below:
+            if threshold is not None and value is not None and value < threshold:
+                return reason
+        for reason, threshold, value in above:
+            if threshold is not None and value is not None and value > threshold:
+                return reason
+        if self.shot_types is not None and shot_type is not None and shot_type not in self.shot_types:
+            return "shot_type"
+        return None
+
+
 class ProjectSettings(BaseModel):
     """What a lead tunes per project. Stored as JSON on the project, validated here."""
 
     model_config = ConfigDict(extra="forbid")
 
     pipeline: PipelineSettings = PipelineSettings()
+    filters: AnalysisFilters = AnalysisFilters()
     min_side: int | None = Field(default=None, ge=1, le=20000, description="overrides AA_INGEST__MIN_SIDE")
     default_trust_threshold: float = Field(default=0.85, gt=0, le=1)
     audit_share: float = Field(default=0.05, ge=0, le=1)

@@ -228,3 +228,22 @@ def test_real_model_families_prelabel_through_the_server_pipeline(
     assert mask.mode in {"L", "P"} and mask.getextrema()[1] <= 17
     assert dims == {32}  # the tiny open_clip embedding (embed_dim 32), not the grid statistics
     assert len(confidences) > 0 and len(set(confidences)) > 1
+
+
+def test_analysis_filters_keep_images_out_with_the_rule_they_failed(
+    admin: Api, project: dict[str, Any]
+) -> None:
+    settings = {"filters": {"min_brightness": 0.99}}
+    assert admin.put(f"/projects/{project['id']}/settings", json=settings).status_code == 200
+    assert admin.post(f"/projects/{project['id']}/uploads", files=_people(2)).status_code == 202
+    stats = admin.get(f"/projects/{project['id']}/images/stats").json()
+    assert stats["stages"] == {"filtered": 2}
+    assert stats["filtered_by_reason"] == {"too_dark": 2}
+    assert _count(Subject) == 2  # what the analysers saw is kept
+    assert _count(Prediction) == 0
+
+
+def test_settings_refuse_an_unknown_filter_or_shot_type(admin: Api, project: dict[str, Any]) -> None:
+    bad = admin.put(f"/projects/{project['id']}/settings", json={"filters": {"shot_types": ["selfie"]}})
+    assert bad.status_code == 422
+    assert any("shot_types" in e["path"] for e in bad.json()["errors"])
