@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from server.assignments.router import router as assignments
 from server.auth.router import router as auth
 from server.images.router import router as images
 from server.labelers.router import router as labelers
@@ -16,5 +17,5 @@ from server.taxonomy.router import router as taxonomy
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
-for router in (operations, auth, projects, taxonomy, sources, images, labelers, prelabel):
+for router in (operations, auth, projects, taxonomy, sources, images, labelers, prelabel, assignments):
     api_router.include_router(router)

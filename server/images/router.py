@@ -72,3 +72,10 @@ def image_file(image_id: int, session: DbSession, user: CurrentUser) -> Response
 def image_thumbnail(image_id: int, session: DbSession, user: CurrentUser) -> Response:
     image = service.image_for(session, user, image_id)
     return _blob(image.thumbnail_key, "image/webp")
+
+
+@router.get("/subjects/{subject_id}/mask", response_class=Response)
+def subject_mask(subject_id: int, session: DbSession, user: CurrentUser) -> Response:
+    """The subject's human-parsing mask: a PNG of ATR label ids 0-17."""
+    subject = service.subject_for(session, user, subject_id)
+    return _blob(subject.parsing_mask_key, "image/png")

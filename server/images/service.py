@@ -13,7 +13,7 @@ from server.core.time import utcnow
 from server.core.upsert import insert_ignore_returning
 from server.images import repository
 from server.images.decoding import DecodedImage, decode_image, make_thumbnail
-from server.orm import Image, Source, User
+from server.orm import Image, Source, Subject, User
 from server.orm.enums import ImageStage, Role
 from server.projects.policy import access
 
@@ -99,6 +99,14 @@ def image_for(session: Session, user: User, image_id: int) -> Image:
         raise NotFound("no such image")
     access(session, user, image.project_id, Role.annotator)
     return image
+
+
+def subject_for(session: Session, user: User, subject_id: int) -> Subject:
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        raise NotFound("no such subject")
+    access(session, user, subject.project_id, Role.annotator)
+    return subject
 
 
 def stage_counts(session: Session, project_id: int) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.0 mapped classes ("model" is kept for ML models). Importing this registers all."""
 
-from server.orm.assignments import Assignment, Submission
+from server.orm.assignments import Assignment, GoldAnswer, Submission
 from server.orm.base import Base
 from server.orm.exports import Export, Snapshot
 from server.orm.flywheel import EvalSetMember, Round
@@ -22,6 +22,7 @@ __all__ = [
     "Embedding",
     "EvalSetMember",
     "Export",
+    "GoldAnswer",
     "Image",
     "IngestItem",
     "IngestRejection",

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.orm.base import Base, BigId, CreatedMixin, IdMixin
+from server.orm.base import Base, BigId, CreatedMixin, IdMixin, Json
 
 
 class Assignment(IdMixin, CreatedMixin, Base):
     __tablename__ = "assignments"
     __table_args__ = (
-        # The queue: next queued item of a project by kind and priority.
-        Index("ix_assignments_queue", "project_id", "status", "kind", "priority"),
+        # The queue: next queued item of a project by kind rank, then priority (scanned backwards).
+        Index("ix_assignments_queue", "project_id", "status", "queue_rank", "priority", "id"),
         Index("ix_assignments_lease", "status", "lease_expires_at"),
         Index("ix_assignments_subject", "subject_id", "kind"),
     )
@@ -23,6 +23,10 @@ class Assignment(IdMixin, CreatedMixin, Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
+    # Served highest first: eval 4, gold 3, review 2, adjudicate 1, audit 0 (server.assignments).
+    queue_rank: Mapped[int] = mapped_column(default=2)
+    # Set for work meant for one person only (a gold item shown to one annotator).
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # The category ids routed to people for this subject.
     category_ids: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(20))
@@ -50,3 +54,22 @@ class Submission(IdMixin, CreatedMixin, Base):
     client_id: Mapped[str] = mapped_column(String(100))
     response: Mapped[dict[str, Any]]
     undone_at: Mapped[datetime | None]
+
+
+class GoldAnswer(IdMixin, CreatedMixin, Base):
+    """An annotator's answer on a gold item, scored against the known answer."""
+
+    __tablename__ = "gold_answers"
+    __table_args__ = (
+        UniqueConstraint("assignment_id", "category_id"),
+        Index("ix_gold_answers_project_user", "project_id", "user_id"),
+    )
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    assignment_id: Mapped[int] = mapped_column(BigId, ForeignKey("assignments.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id", ondelete="CASCADE"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_categories.id", ondelete="CASCADE"))
+    value: Mapped[Any] = mapped_column(Json, nullable=True)
+    gold_value: Mapped[Any] = mapped_column(Json, nullable=True)
+    correct: Mapped[bool]

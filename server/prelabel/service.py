@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from server.assignments import service as assignments
 from server.core import jobs, tasknames
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
@@ -313,6 +314,7 @@ def persist_predictions(session: Session, result: contracts.PrelabelResult) -> i
         image = images[image_id]
         if image.stage != ImageStage.prelabeled.value:
             image.stage, image.stage_changed_at = ImageStage.prelabeled.value, now
+    assignments.route_cold_start(session, project, [subjects[i] for i in done])
     return len(done)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.orm.enums import Role
 from workers.contracts import ModelSpec
@@ -63,6 +63,35 @@ class AnalysisFilters(BaseModel):
         return None
 
 
+REVIEW_ACTIONS = ("submit", "skip", "undo", "help", "next_category", "previous_category", "yes", "no")
+
+
+class ReviewSettings(BaseModel):
+    """How the review queue treats people's time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lease_seconds: int = Field(default=300, ge=30, le=24 * 3600)
+    undo_seconds: int = Field(default=120, ge=0, le=3600)
+    # The share of served items that are gold (known answers), while unseen gold remains.
+    gold_share: float = Field(default=0.1, ge=0, le=1)
+    key_bindings: dict[str, str] = Field(
+        default_factory=dict, description=f"action -> key; actions: {', '.join(REVIEW_ACTIONS)}"
+    )
+
+    @model_validator(mode="after")
+    def _bindings_do_not_clash(self) -> ReviewSettings:
+        unknown = set(self.key_bindings) - set(REVIEW_ACTIONS)
+        if unknown:
+            raise ValueError(f"unknown actions: {sorted(unknown)}")
+        keys = [k.lower() for k in self.key_bindings.values()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two actions are bound to the same key")
+        if any(k.isdigit() and len(k) == 1 for k in keys):
+            raise ValueError("digits pick values and cannot be rebound")
+        return self
+
+
 class ProjectSettings(BaseModel):
     """What a lead tunes per project. Stored as JSON on the project, validated here."""
 
@@ -70,6 +99,7 @@ class ProjectSettings(BaseModel):
 
     pipeline: PipelineSettings = PipelineSettings()
     filters: AnalysisFilters = AnalysisFilters()
+    review: ReviewSettings = ReviewSettings()
     min_side: int | None = Field(default=None, ge=1, le=20000, description="overrides AA_INGEST__MIN_SIDE")
     default_trust_threshold: float = Field(default=0.85, gt=0, le=1)
     audit_share: float = Field(default=0.05, ge=0, le=1)

@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import select, text
 
 from server.core import runtime
-from server.orm import Base, Project
+from server.orm import Assignment, Base, Project, Subject
 from tests.server.conftest import Api, make_user
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
@@ -164,6 +164,14 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
     make_user("bravo-lead@example.com")
     admin.post(f"/projects/{b}/members", json={"email": "bravo-lead@example.com", "role": "lead"})
     version = admin.get(f"/projects/{b}/taxonomy").json()["id"]
+    with runtime.database().session_scope() as session:
+        assignment_id = session.scalar(select(Assignment.id).where(Assignment.project_id == b))
+        subject = session.scalars(select(Subject).where(Subject.project_id == b)).first()
+        assert assignment_id is not None and subject is not None
+        # The embedded pipeline has no parser: give the subject a mask so its route answers.
+        runtime.storage().put("masks/test/mask.png", _jpeg("black"))
+        subject.parsing_mask_key = "masks/test/mask.png"
+        subject_id = subject.id
     yield World(
         a=a,
         b=b,
@@ -174,6 +182,8 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
             "run_id": run.json()["id"],
             "version_id": version,
             "user_id": member.json()["user_id"],
+            "assignment_id": assignment_id,
+            "subject_id": subject_id,
         },
         b_member_email=member_email,
         b_lead=Api(client, "bravo-lead@example.com"),

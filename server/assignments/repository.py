@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from server.orm import Assignment, Label, Prediction
+from server.orm.enums import AssignmentStatus
+
+
+def release_expired(session: Session, project_id: int, now: datetime) -> None:
+    """Leases past their expiry go back to the queue (cheap: an index on status and expiry)."""
+    session.execute(
+        update(Assignment)
+        .where(
+            Assignment.status == AssignmentStatus.leased.value,
+            Assignment.lease_expires_at < now,
+            Assignment.project_id == project_id,
+        )
+        .values(
+            status=AssignmentStatus.queued.value, lease_holder_id=None, leased_at=None, lease_expires_at=None
+        )
+    )
+
+
+def live_leases(session: Session, project_id: int, user_id: int, now: datetime) -> list[Assignment]:
+    query = (
+        select(Assignment)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.status == AssignmentStatus.leased.value,
+            Assignment.lease_holder_id == user_id,
+            Assignment.lease_expires_at >= now,
+        )
+        .order_by(Assignment.leased_at, Assignment.id)
+    )
+    return list(session.scalars(query))
+
+
+def claim(
+    session: Session, project_id: int, user_id: int, min_rank: int, now: datetime, until: datetime
+) -> int | None:
+    """Lease the next queued assignment atomically: Postgres skips rows another transaction is
+    claiming (FOR UPDATE SKIP LOCKED); SQLite serialises writers (BEGIN IMMEDIATE), and the
+    status check in the UPDATE makes a lost race claim nothing."""
+    candidate = (
+        select(Assignment.id)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.status == AssignmentStatus.queued.value,
+            Assignment.queue_rank >= min_rank,
+            (Assignment.assignee_id.is_(None)) | (Assignment.assignee_id == user_id),
+        )
+        .order_by(Assignment.queue_rank.desc(), Assignment.priority.desc(), Assignment.id.desc())
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True)
+    statement = (
+        update(Assignment)
+        .where(
+            Assignment.id == candidate.scalar_subquery(), Assignment.status == AssignmentStatus.queued.value
+        )
+        .values(
+            status=AssignmentStatus.leased.value,
+            lease_holder_id=user_id,
+            leased_at=now,
+            lease_expires_at=until,
+        )
+        .returning(Assignment.id)
+    )
+    claimed = session.execute(
+        statement, execution_options={"synchronize_session": False}
+    ).scalar_one_or_none()
+    return int(claimed) if claimed is not None else None
+
+
+def labels_of(session: Session, subject_id: int, category_ids: Collection[int]) -> dict[int, Label]:
+    query = select(Label).where(Label.subject_id == subject_id, Label.category_id.in_(list(category_ids)))
+    return {label.category_id: label for label in session.scalars(query)}
+
+
+def predictions_of(
+    session: Session, subject_id: int, model_version_ids: Collection[int]
+) -> dict[int, Prediction]:
+    if not model_version_ids:
+        return {}
+    query = select(Prediction).where(
+        Prediction.subject_id == subject_id, Prediction.model_version_id.in_(list(model_version_ids))
+    )
+    return {p.category_id: p for p in session.scalars(query)}
+
+
+def subjects_with_review(session: Session, subject_ids: Collection[int]) -> set[int]:
+    query = select(Assignment.subject_id).where(
+        Assignment.subject_id.in_(list(subject_ids)), Assignment.kind == "review"
+    )
+    return {int(s) for s in session.scalars(query)}
+
+
+def counts(session: Session, project_id: int) -> list[tuple[str, str, int]]:
+    query = (
+        select(Assignment.kind, Assignment.status, func.count())
+        .where(Assignment.project_id == project_id)
+        .group_by(Assignment.kind, Assignment.status)
+    )
+    return [(str(k), str(s), int(n)) for k, s, n in session.execute(query)]
+
+
+def submitted_by(session: Session, project_id: int, user_id: int) -> int:
+    query = select(func.count()).where(
+        Assignment.project_id == project_id,
+        Assignment.submitted_by_id == user_id,
+        Assignment.status == AssignmentStatus.submitted.value,
+    )
+    return int(session.scalar(query) or 0)

@@ -1,0 +1,522 @@
+"""The review queue: people never wait, never lose work, never do a field twice.
+
+Leases are atomic claims; a submit carries the client's id (a retry is answered, not re-applied)
+and the label versions it saw (a stale write is refused with the current values); labels and
+their events are written in the submit's one transaction.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.assignments import repository, views
+from server.assignments.errors import LeaseLost, StaleLabels, UndoWindowClosed
+from server.assignments.schemas import (
+    AnnotatorScore,
+    AssignmentOut,
+    QueueStats,
+    SubmitIn,
+    SubmitOut,
+)
+from server.assignments.schemas import (
+    LabelState as LabelStateOut,
+)
+from server.core.errors import BadRequest, NotFound, ValidationFailed
+from server.core.time import utcnow
+from server.core.upsert import insert_ignore_returning
+from server.orm import (
+    Assignment,
+    GoldAnswer,
+    Label,
+    LabelEvent,
+    Project,
+    Subject,
+    Submission,
+    User,
+)
+from server.orm.enums import AssignmentKind, AssignmentStatus, LabelState, Role
+from server.projects.policy import ProjectAccess, access
+from server.projects.schemas import ProjectSettings, ReviewSettings
+
+RANK = {
+    AssignmentKind.eval: 4,
+    AssignmentKind.gold: 3,
+    AssignmentKind.review: 2,
+    AssignmentKind.adjudicate: 1,
+    AssignmentKind.audit: 0,
+}
+# Annotators see eval, gold and review; reviewers also adjudicate and audit.
+MIN_RANK = {Role.annotator: RANK[AssignmentKind.review]}
+# How many leases one person may hold: the current item plus what the UI prefetches.
+MAX_LIVE_LEASES = 3
+
+
+def review_settings(project: Project) -> ReviewSettings:
+    return ProjectSettings.model_validate(project.settings).review
+
+
+# -- creating work ---------------------------------------------------------------------------
+
+
+def route_cold_start(session: Session, project: Project, subject_ids: Sequence[int]) -> int:
+    """Until the flywheel trusts a labeler, every category of every subject goes to people.
+
+    One review assignment per subject, ever: a redelivered pre-label does not queue it twice.
+    Priority is the labeler's uncertainty, so the least certain subjects are reviewed first.
+    """
+    if not subject_ids or project.taxonomy_version_id is None:
+        return 0
+    already = repository.subjects_with_review(session, subject_ids)
+    todo = [s for s in subject_ids if s not in already]
+    if not todo:
+        return 0
+    include_sensitive = ProjectSettings.model_validate(project.settings).include_sensitive
+    category_ids = [
+        c.id
+        for c in views.categories(session, project.taxonomy_version_id)
+        if include_sensitive or not c.sensitive
+    ]
+    confidence = views.mean_confidence(session, todo)
+    for subject_id in todo:
+        session.add(
+            Assignment(
+                project_id=project.id,
+                subject_id=subject_id,
+                kind=AssignmentKind.review.value,
+                queue_rank=RANK[AssignmentKind.review],
+                category_ids=category_ids,
+                status=AssignmentStatus.queued.value,
+                priority=round(1.0 - confidence.get(subject_id, 0.0), 6),
+            )
+        )
+    return len(todo)
+
+
+# -- leasing ---------------------------------------------------------------------------------
+
+
+def next_for(session: Session, grant: ProjectAccess) -> AssignmentOut | None:
+    project, user = grant.project, grant.user
+    settings = review_settings(project)
+    now = utcnow()
+    repository.release_expired(session, project.id, now)
+    live = repository.live_leases(session, project.id, user.id, now)
+    if len(live) >= MAX_LIVE_LEASES:
+        return views.render(session, project, live[0])
+    until = now + timedelta(seconds=settings.lease_seconds)
+    min_rank = MIN_RANK.get(grant.role, 0)
+    assignment_id = None
+    if settings.gold_share > 0 and random.random() < settings.gold_share:
+        assignment_id = _claim_gold(session, project, user, now, until)
+    if assignment_id is None:
+        assignment_id = repository.claim(session, project.id, user.id, min_rank, now, until)
+    if assignment_id is None:
+        return None
+    assignment = session.get(Assignment, assignment_id)
+    assert assignment is not None
+    session.refresh(assignment)
+    return views.render(session, project, assignment)
+
+
+def mine(session: Session, grant: ProjectAccess) -> list[AssignmentOut]:
+    leases = repository.live_leases(session, grant.project.id, grant.user.id, utcnow())
+    return [views.render(session, grant.project, a) for a in leases]
+
+
+def assignment_for(
+    session: Session, user: User, assignment_id: int, *, viewing: bool = False
+) -> tuple[Assignment, ProjectAccess]:
+    """The assignment, for a member of its project (others get 404). Actions on it then check
+    the lease (409 lease_lost); viewing someone else's work needs the reviewer role."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None:
+        raise NotFound("no such assignment")
+    grant = access(session, user, assignment.project_id, Role.annotator)
+    mine = user.id in (assignment.lease_holder_id, assignment.submitted_by_id, assignment.assignee_id)
+    if viewing and not mine and grant.role.rank < Role.reviewer.rank:
+        raise NotFound("no such assignment")
+    return assignment, grant
+
+
+def _held(assignment: Assignment, user: User) -> None:
+    if assignment.status != AssignmentStatus.leased.value or assignment.lease_holder_id != user.id:
+        raise LeaseLost()
+
+
+def heartbeat(session: Session, assignment: Assignment, user: User, project: Project) -> Any:
+    _held(assignment, user)
+    assignment.lease_expires_at = utcnow() + timedelta(seconds=review_settings(project).lease_seconds)
+    return assignment.lease_expires_at
+
+
+def release(assignment: Assignment, user: User) -> None:
+    _held(assignment, user)
+    assignment.status = AssignmentStatus.queued.value
+    assignment.lease_holder_id = assignment.leased_at = assignment.lease_expires_at = None
+
+
+def skip(session: Session, assignment: Assignment, user: User, reason: str) -> None:
+    """The item goes back to the queue for someone else, behind the rest."""
+    _held(assignment, user)
+    assignment.status = AssignmentStatus.skipped.value
+    assignment.skip_reason = reason
+    assignment.submitted_by_id = user.id
+    assignment.submitted_at = utcnow()
+    if assignment.assignee_id is None:
+        session.add(
+            Assignment(
+                project_id=assignment.project_id,
+                subject_id=assignment.subject_id,
+                kind=assignment.kind,
+                queue_rank=assignment.queue_rank,
+                category_ids=list(assignment.category_ids),
+                status=AssignmentStatus.queued.value,
+                priority=assignment.priority - 1.0,
+            )
+        )
+
+
+# -- submitting ------------------------------------------------------------------------------
+
+
+def _check_value(category: views.CategoryView, value: Any) -> None:
+    allowed = {v.key for v in category.values}
+    if category.kind == "single":
+        ok = isinstance(value, str) and value in allowed
+    elif category.kind == "multi":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v in allowed for v in value)
+    elif category.kind == "boolean":
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, str) and len(value) <= 2000
+    if not ok and value is not None:
+        raise ValidationFailed(
+            "an answer is not one of its category's values",
+            [
+                {
+                    "path": f"answers.{category.key}",
+                    "message": f"{value!r} is not a valid {category.kind} value",
+                }
+            ],
+        )
+
+
+def submit(
+    session: Session, assignment: Assignment, user: User, project: Project, body: SubmitIn
+) -> SubmitOut:
+    previous = session.scalar(
+        select(Submission).where(Submission.user_id == user.id, Submission.client_id == body.client_id)
+    )
+    if previous is not None:
+        if previous.assignment_id != assignment.id:
+            raise BadRequest("this client id was used for another assignment", code="client_id_reused")
+        return SubmitOut.model_validate(previous.response)
+    now = utcnow()
+    if assignment.lease_holder_id != user.id or assignment.status != AssignmentStatus.leased.value:
+        raise LeaseLost()
+    routed = set(int(c) for c in assignment.category_ids)
+    answers = {a.category_id: a for a in body.answers}
+    if set(answers) - routed:
+        raise BadRequest("answers for categories this assignment does not ask", code="not_routed")
+    categories = {
+        c.id: c for c in views.categories(session, project.taxonomy_version_id or 0) if c.id in answers
+    }
+    for category_id, answer in answers.items():
+        _check_value(categories[category_id], answer.value)
+    labels = repository.labels_of(session, assignment.subject_id, list(answers))
+    gold = assignment.kind == AssignmentKind.gold.value
+    # A gold answer changes no label, so there is nothing it could overwrite.
+    stale = (
+        []
+        if gold
+        else [
+            {"category_id": cid, "value": label.value, "version": label.version, "state": label.state}
+            for cid, label in labels.items()
+            if answers[cid].label_version != label.version
+        ]
+    )
+    stale += [
+        {"category_id": cid, "value": None, "version": 0, "state": None}
+        for cid, answer in answers.items()
+        if not gold and cid not in labels and answer.label_version not in (None, 0)
+    ]
+    if stale:
+        raise StaleLabels(stale)
+    # Claim the client id first: a concurrent retry of the same submit waits here, then reads.
+    claimed = insert_ignore_returning(
+        session,
+        Submission.__table__,  # type: ignore[arg-type]
+        {
+            "assignment_id": assignment.id,
+            "user_id": user.id,
+            "client_id": body.client_id,
+            "response": {},
+            "created_at": now,
+        },
+        ["user_id", "client_id"],
+    )
+    if claimed is None:
+        stored = session.scalar(
+            select(Submission).where(Submission.user_id == user.id, Submission.client_id == body.client_id)
+        )
+        assert stored is not None
+        return SubmitOut.model_validate(stored.response)
+
+    changed = 0
+    out: list[LabelStateOut] = []
+    for category_id, answer in answers.items():
+        label = labels.get(category_id)
+        if gold:
+            _score_gold(session, assignment, user, category_id, answer.value, label)
+            continue
+        from_value, from_state = (label.value, label.state) if label is not None else (None, None)
+        # An adjudicated gold answer stays gold; everything else a person decides is verified.
+        to_state = (
+            LabelState.gold.value
+            if from_state == LabelState.gold.value and assignment.kind == AssignmentKind.adjudicate.value
+            else LabelState.verified.value
+        )
+        if label is None:
+            label = Label(
+                subject_id=assignment.subject_id,
+                category_id=category_id,
+                taxonomy_version_id=project.taxonomy_version_id,
+                value=answer.value,
+                state=to_state,
+                version=1,
+                decided_by_id=user.id,
+                updated_at=now,
+            )
+            session.add(label)
+            session.flush()
+        else:
+            label.value, label.state, label.decided_by_id = answer.value, to_state, user.id
+            label.version += 1
+            label.updated_at = now
+        if from_value != answer.value:
+            changed += 1
+        session.add(
+            LabelEvent(
+                label_id=label.id,
+                subject_id=assignment.subject_id,
+                category_id=category_id,
+                actor_user_id=user.id,
+                assignment_id=assignment.id,
+                from_value=from_value,
+                to_value=answer.value,
+                from_state=from_state,
+                to_state=to_state,
+                reason=assignment.kind,
+                created_at=now,
+            )
+        )
+        out.append(
+            LabelStateOut(
+                category_id=category_id, value=label.value, version=label.version, state=label.state
+            )
+        )
+    if gold:
+        _adjudicate_disagreements(session, assignment)
+    assignment.status = AssignmentStatus.submitted.value
+    assignment.submitted_at, assignment.submitted_by_id = now, user.id
+    assignment.lead_time_ms, assignment.changed_fields = body.lead_time_ms, changed
+    undo_until = now + timedelta(seconds=review_settings(project).undo_seconds)
+    response = SubmitOut(
+        assignment_id=assignment.id,
+        status=assignment.status,
+        changed_fields=changed,
+        labels=out,
+        undo_until=undo_until if not gold else None,
+    )
+    record = session.get(Submission, claimed)
+    assert record is not None
+    record.response = response.model_dump(mode="json")
+    return response
+
+
+def undo(session: Session, assignment: Assignment, user: User, project: Project) -> AssignmentOut:
+    """Put back what the last submit changed, while its window is open and nobody changed the
+    labels since; the assignment is leased to the same person again."""
+    now = utcnow()
+    settings = review_settings(project)
+    if (
+        assignment.status != AssignmentStatus.submitted.value
+        or assignment.submitted_by_id != user.id
+        or assignment.submitted_at is None
+        or assignment.submitted_at + timedelta(seconds=settings.undo_seconds) < now
+        or assignment.kind == AssignmentKind.gold.value
+    ):
+        raise UndoWindowClosed()
+    events = list(
+        session.scalars(
+            select(LabelEvent).where(
+                LabelEvent.assignment_id == assignment.id, LabelEvent.reason == assignment.kind
+            )
+        )
+    )
+    labels = repository.labels_of(session, assignment.subject_id, [e.category_id for e in events])
+    for event in events:
+        label = labels[event.category_id]
+        if label.decided_by_id != user.id or label.updated_at != event.created_at:
+            raise UndoWindowClosed()
+    for event in events:
+        label = labels[event.category_id]
+        session.add(
+            LabelEvent(
+                label_id=label.id,
+                subject_id=label.subject_id,
+                category_id=label.category_id,
+                actor_user_id=user.id,
+                assignment_id=assignment.id,
+                from_value=label.value,
+                to_value=event.from_value,
+                from_state=label.state,
+                to_state=event.from_state or LabelState.predicted.value,
+                reason="undo",
+                created_at=now,
+            )
+        )
+        label.value, label.state = event.from_value, event.from_state or LabelState.predicted.value
+        label.version += 1
+        label.updated_at = now
+    for submission in session.scalars(select(Submission).where(Submission.assignment_id == assignment.id)):
+        submission.undone_at = submission.undone_at or now
+    assignment.status = AssignmentStatus.leased.value
+    assignment.lease_holder_id, assignment.leased_at = user.id, now
+    assignment.lease_expires_at = now + timedelta(seconds=settings.lease_seconds)
+    assignment.submitted_at = assignment.submitted_by_id = None
+    session.flush()
+    return views.render(session, project, assignment)
+
+
+# -- gold ------------------------------------------------------------------------------------
+
+
+def mark_gold(session: Session, grant: ProjectAccess, subject_id: int) -> int:
+    """A reviewer confirms a subject's verified labels as known answers."""
+    subject = session.get(Subject, subject_id)
+    if subject is None or subject.project_id != grant.project.id:
+        raise NotFound("no such subject")
+    now = utcnow()
+    count = 0
+    for label in session.scalars(select(Label).where(Label.subject_id == subject_id)):
+        if label.state not in (LabelState.verified.value, LabelState.gold.value):
+            continue
+        if label.state == LabelState.verified.value:
+            session.add(
+                LabelEvent(
+                    label_id=label.id,
+                    subject_id=subject_id,
+                    category_id=label.category_id,
+                    actor_user_id=grant.user.id,
+                    from_value=label.value,
+                    to_value=label.value,
+                    from_state=label.state,
+                    to_state=LabelState.gold.value,
+                    reason="mark_gold",
+                    created_at=now,
+                )
+            )
+            label.state, label.version, label.updated_at = LabelState.gold.value, label.version + 1, now
+        count += 1
+    if count == 0:
+        raise BadRequest("the subject has no verified labels to make gold", code="nothing_verified")
+    return count
+
+
+def _claim_gold(session: Session, project: Project, user: User, now: Any, until: Any) -> int | None:
+    """A gold subject this person has not answered, as an unmarked assignment of their own."""
+    subject_id = views.unseen_gold_subject(session, project.id, user.id)
+    if subject_id is None:
+        return None
+    category_ids = views.gold_category_ids(session, subject_id)
+    assignment = Assignment(
+        project_id=project.id,
+        subject_id=subject_id,
+        kind=AssignmentKind.gold.value,
+        queue_rank=RANK[AssignmentKind.gold],
+        category_ids=category_ids,
+        status=AssignmentStatus.leased.value,
+        assignee_id=user.id,
+        lease_holder_id=user.id,
+        leased_at=now,
+        lease_expires_at=until,
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment.id
+
+
+def _score_gold(
+    session: Session, assignment: Assignment, user: User, category_id: int, value: Any, label: Label | None
+) -> None:
+    gold_value = label.value if label is not None else None
+    session.add(
+        GoldAnswer(
+            project_id=assignment.project_id,
+            assignment_id=assignment.id,
+            user_id=user.id,
+            subject_id=assignment.subject_id,
+            category_id=category_id,
+            value=value,
+            gold_value=gold_value,
+            correct=_same(value, gold_value),
+        )
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(a) == sorted(b)
+    return bool(a == b)
+
+
+def _adjudicate_disagreements(session: Session, assignment: Assignment) -> None:
+    """A person who disagrees with a gold answer may be right: a reviewer decides."""
+    session.flush()
+    wrong = list(
+        session.scalars(
+            select(GoldAnswer.category_id).where(
+                GoldAnswer.assignment_id == assignment.id, GoldAnswer.correct.is_(False)
+            )
+        )
+    )
+    if wrong:
+        session.add(
+            Assignment(
+                project_id=assignment.project_id,
+                subject_id=assignment.subject_id,
+                kind=AssignmentKind.adjudicate.value,
+                queue_rank=RANK[AssignmentKind.adjudicate],
+                category_ids=sorted(int(c) for c in wrong),
+                status=AssignmentStatus.queued.value,
+                priority=1.0,
+            )
+        )
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def stats(session: Session, grant: ProjectAccess) -> QueueStats:
+    by_kind: dict[str, dict[str, int]] = {}
+    totals = {"queued": 0, "leased": 0, "submitted": 0}
+    for kind, status, n in repository.counts(session, grant.project.id):
+        by_kind.setdefault(kind, {})[status] = n
+        if status in totals:
+            totals[status] += n
+    return QueueStats(
+        **totals,
+        by_kind=by_kind,
+        mine_submitted=repository.submitted_by(session, grant.project.id, grant.user.id),
+    )
+
+
+def annotator_scores(session: Session, project_id: int) -> list[AnnotatorScore]:
+    return views.annotator_scores(session, project_id)

@@ -1,0 +1,54 @@
+"""The built web UI (`web/dist`, made by `make web`), served by the API at `/`.
+
+Files of the build are served as they are; any other GET outside `/api` answers `index.html`, so
+that a client route such as `/projects/3/review` survives a reload. An unknown `/api` path stays a
+JSON 404. Mount it after the API routers: routes are matched in order and this one takes the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+
+# Vite names every file under assets/ by its content hash: it never changes under that name.
+_IMMUTABLE = "public, max-age=31536000, immutable"
+# index.html names the current hashes, so a browser must ask for it again after a deploy.
+_REVALIDATE = "no-cache"
+
+
+class _SinglePageApp(StaticFiles):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory=directory, html=False)
+        self._index = directory / "index.html"
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path == "api" or path.startswith("api/"):
+            return JSONResponse({"error": "not_found", "detail": "no such route"}, status_code=404)
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code != 404:
+                raise
+            if path.startswith("assets/") or path == "assets":
+                # A missing hashed file is a stale page asking for an old build: say so plainly.
+                return Response("not found", status_code=404, media_type="text/plain")
+            response = FileResponse(self._index, media_type="text/html")
+            response.headers["Cache-Control"] = _REVALIDATE
+            return response
+        response.headers["Cache-Control"] = _IMMUTABLE if path.startswith("assets/") else _REVALIDATE
+        return response
+
+
+def mount_web(app: FastAPI, dist: Path = WEB_DIST) -> bool:
+    """Serves the built UI at `/` when `dist` holds a build. Returns whether it did."""
+    if not (dist / "index.html").is_file():
+        return False
+    app.mount("/", _SinglePageApp(dist), name="web")
+    return True
