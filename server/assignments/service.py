@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.assignments import repository, views
@@ -118,9 +118,9 @@ def next_for(session: Session, grant: ProjectAccess) -> AssignmentOut | None:
         assignment_id = repository.claim(session, project.id, user.id, min_rank, now, until)
     if assignment_id is None:
         return None
-    assignment = session.get(Assignment, assignment_id)
+    # One read of the claimed row (the claim's UPDATE did not touch the identity map).
+    assignment = session.get(Assignment, assignment_id, populate_existing=True)
     assert assignment is not None
-    session.refresh(assignment)
     return views.render(session, project, assignment)
 
 
@@ -334,9 +334,13 @@ def submit(
         labels=out,
         undo_until=undo_until if not gold else None,
     )
-    record = session.get(Submission, claimed)
-    assert record is not None
-    record.response = response.model_dump(mode="json")
+    # The claimed row gets its answer in place (no read back: it was inserted above).
+    session.execute(
+        update(Submission)
+        .where(Submission.id == claimed)
+        .values(response=response.model_dump(mode="json")),
+        execution_options={"synchronize_session": False},
+    )
     return response
 
 

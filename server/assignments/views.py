@@ -51,13 +51,20 @@ _cache: dict[tuple[int, str, object], tuple[list[CategoryView], TaxonomySpec]] =
 
 
 def _version(session: Session, taxonomy_version_id: int) -> tuple[list[CategoryView], TaxonomySpec]:
-    version = session.get(TaxonomyVersion, taxonomy_version_id)
-    if version is None:
-        raise NotFound("the project has no taxonomy")
     # Stored versions never change; the creation time tells two databases' version 1 apart.
-    key = (version.id, version.content_hash, version.created_at)
+    # Only the key is read per request: the spec and its YAML are read (and parsed) once.
+    key_row = session.execute(
+        select(TaxonomyVersion.id, TaxonomyVersion.content_hash, TaxonomyVersion.created_at).where(
+            TaxonomyVersion.id == taxonomy_version_id
+        )
+    ).first()
+    if key_row is None:
+        raise NotFound("the project has no taxonomy")
+    key = (key_row[0], key_row[1], key_row[2])
     cached = _cache.get(key)
     if cached is None:
+        version = session.get(TaxonomyVersion, taxonomy_version_id)
+        assert version is not None
         rows = session.scalars(
             select(Category)
             .where(Category.taxonomy_version_id == taxonomy_version_id)
