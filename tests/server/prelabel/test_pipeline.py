@@ -9,10 +9,12 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from server.core import jobs, runtime
+from server.core.config import get_settings
 from server.demo.synthetic import render_person
 from server.orm import Embedding, Label, LabelEvent, Prediction, Subject
 from server.orm import Image as ImageRow
 from server.prelabel import service
+from server.sources import service as sources
 from tests.server.conftest import Api
 from tests.workers import tiny_models
 from workers import contracts
@@ -49,6 +51,25 @@ class Recorder:
         return taken
 
 
+def _uploaded_and_stopped(admin: Api, project_id: int, n: int) -> Recorder:
+    """Upload n people and ingest them, catching the jobs after ingestion instead of running them."""
+    recorder = Recorder()
+    jobs.configure(recorder)
+    assert admin.post(f"/projects/{project_id}/uploads", files=_people(n)).status_code == 202
+    settings = get_settings()
+    for job in recorder.take("cpu.ingest.batch"):
+        with runtime.database().session_scope() as session:
+            sources.process_batch(
+                session,
+                runtime.storage(),
+                job.kwargs["run_id"],
+                job.kwargs["batch"],
+                settings.source_roots,
+                settings.ingest,
+            )
+    return recorder
+
+
 def test_every_image_gets_a_subject_and_a_prediction_for_each_category_it_is_asked(
     admin: Api, project: dict[str, Any]
 ) -> None:
@@ -74,23 +95,8 @@ def test_every_image_gets_a_subject_and_a_prediction_for_each_category_it_is_ask
 
 
 def test_redelivered_gpu_results_write_nothing_twice(admin: Api, project: dict[str, Any]) -> None:
-    recorder = Recorder()
-    jobs.configure(recorder)
-    assert admin.post(f"/projects/{project['id']}/uploads", files=_people(3)).status_code == 202
+    recorder = _uploaded_and_stopped(admin, project["id"], 3)
     storage = runtime.storage()
-    from server.core.config import get_settings
-    from server.sources import service as sources
-
-    for job in recorder.take("cpu.ingest.batch"):
-        with runtime.database().session_scope() as session:
-            sources.process_batch(
-                session,
-                storage,
-                job.kwargs["run_id"],
-                job.kwargs["batch"],
-                get_settings().source_roots,
-                get_settings().ingest,
-            )
     (dispatch,) = recorder.take("cpu.pipeline.analyze")
     with runtime.database().session_scope() as session:
         service.dispatch_analysis(session, storage, dispatch.kwargs["image_ids"])
@@ -143,23 +149,8 @@ def test_cached_embeddings_are_never_recomputed(admin: Api, project: dict[str, A
 def test_an_unreadable_stored_image_is_filtered_with_its_reason_and_the_batch_goes_on(
     admin: Api, project: dict[str, Any]
 ) -> None:
-    recorder = Recorder()
-    jobs.configure(recorder)
-    assert admin.post(f"/projects/{project['id']}/uploads", files=_people(3)).status_code == 202
-    from server.core.config import get_settings
-    from server.sources import service as sources
-
+    recorder = _uploaded_and_stopped(admin, project["id"], 3)
     storage = runtime.storage()
-    for job in recorder.take("cpu.ingest.batch"):
-        with runtime.database().session_scope() as session:
-            sources.process_batch(
-                session,
-                storage,
-                job.kwargs["run_id"],
-                job.kwargs["batch"],
-                get_settings().source_roots,
-                get_settings().ingest,
-            )
     with runtime.database().session_scope() as session:
         victim = session.scalars(select(ImageRow).order_by(ImageRow.id)).first()
         assert victim is not None
