@@ -34,11 +34,35 @@ install-dev: $(VENV)/.stamp-dev ## Add the test and lint tools
 
 install-ml: $(VENV)/.stamp-ml ## Add torch, open_clip and transformers (labelers)
 
-run: install-ml ## Start API, worker and beat on the embedded stack (SQLite, local files, broker folder) with a demo project
+run: install-ml web ## Start API, worker and beat on the embedded stack (SQLite, local files, broker folder) with a demo project
 	$(PY) -m server.cli run
 
-test: install-dev install-ml ## Run the test suite (SQLite and Postgres; Redis for the worker tests)
+test: install-dev install-ml test-web ## Run the test suite (SQLite and Postgres; Redis for the worker tests; the browser tests)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The browser UI (web/): npm ci when the lock file changes, a build when a source does.
+.PHONY: web test-web
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+CHROMIUM ?= /usr/bin/chromium
+
+web/node_modules/.stamp: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web/dist/index.html: web/node_modules/.stamp $(WEB_SOURCES)
+	cd web && npm run build
+
+web: web/dist/index.html ## Build the browser UI into web/dist (the API serves it at /)
+
+# Debian's Chromium (Playwright never downloads a browser of its own here).
+$(CHROMIUM):
+	@echo "installing Chromium from Debian's packages"
+	@SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+test-web: web install-dev $(CHROMIUM) ## Browser tests: Playwright drives headless Chromium against a real API (tests/web/stack.py)
+	@test -x "$(CHROMIUM)" || { echo "test-web needs Chromium at $(CHROMIUM) (apt-get install chromium, or CHROMIUM=path)"; exit 1; }
+	cd web && AA_CHROMIUM="$(CHROMIUM)" AA_PYTHON="$(abspath $(PY))" npm run test:e2e
 
 lint: install-dev ## ruff
 	$(PY) -m ruff check server workers tests bench

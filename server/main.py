@@ -13,6 +13,7 @@ from server.core import runtime
 from server.core.config import get_settings
 from server.core.http import install_error_handlers
 from server.core.logging import configure_logging
+from server.web import mount_web
 from server.worker import install_job_sender
 
 # The API serves JSON and images only; the UI (when built) ships its own assets from 'self'.
@@ -52,4 +53,5 @@ def create_app() -> FastAPI:
         return response
 
     app.include_router(api_router)
+    mount_web(app)  # last: the built UI takes every path outside /api
     return app

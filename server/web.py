@@ -1,8 +1,9 @@
 """The built web UI (`web/dist`, made by `make web`), served by the API at `/`.
 
 Files of the build are served as they are; any other GET outside `/api` answers `index.html`, so
-that a client route such as `/projects/3/review` survives a reload. An unknown `/api` path stays a
-JSON 404. Mount it after the API routers: routes are matched in order and this one takes the rest.
+that a client route such as `/projects/3/review` survives a reload. Paths under `/api` never reach
+it: an unknown one stays the API's 404, a wrong method on a known one its 405. Mount it after the
+API routers: routes are matched in order and this one takes the rest.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -29,8 +31,6 @@ class _SinglePageApp(StaticFiles):
         self._index = directory / "index.html"
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        if path == "api" or path.startswith("api/"):
-            return JSONResponse({"error": "not_found", "detail": "no such route"}, status_code=404)
         try:
             response = await super().get_response(path, scope)
         except HTTPException as exc:
@@ -46,9 +46,20 @@ class _SinglePageApp(StaticFiles):
         return response
 
 
+class _OutsideTheApi(Mount):
+    """A mount at `/` that does not match `/api/...`, so the router still tells a missing API
+    route (404) from a wrong method on an existing one (405)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = str(scope.get("path", ""))
+        if path == "/api" or path.startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def mount_web(app: FastAPI, dist: Path = WEB_DIST) -> bool:
     """Serves the built UI at `/` when `dist` holds a build. Returns whether it did."""
     if not (dist / "index.html").is_file():
         return False
-    app.mount("/", _SinglePageApp(dist), name="web")
+    app.router.routes.append(_OutsideTheApi("/", app=_SinglePageApp(dist), name="web"))
     return True

@@ -26,7 +26,10 @@ def _text(category: CategorySpec, value: Any) -> str:
             words.append(category.value(lookup).caption)
         except KeyError:
             continue
-    return " ".join(w for w in words if w)
+    words = [w for w in words if w]
+    if len(words) > 2:
+        return ", ".join(words[:-1]) + " and " + words[-1]
+    return " and ".join(words)
 
 
 def compose(spec: TaxonomySpec, values: Mapping[str, Any], *, include_sensitive: bool = False) -> str:

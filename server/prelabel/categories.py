@@ -22,6 +22,7 @@ def contract_categories(
     """The categories a labeler is asked; sensitive ones only when the project opted in, and
     a category whose condition reads a left-out category is left out too."""
     kept = {c.key for c in categories if include_sensitive or not c.sensitive}
+    booleans = {c.key for c in categories if c.kind == "boolean"}
     specs = []
     for category in categories:
         if category.key not in kept:
@@ -29,6 +30,8 @@ def contract_categories(
         when = category.when
         if when is not None and not _references(when) <= kept:
             continue
+        if when is not None:
+            when = _wire_condition(when, booleans)
         specs.append(
             contracts.CategorySpec(
                 key=category.key,
@@ -46,6 +49,27 @@ def contract_categories(
             )
         )
     return specs
+
+
+def _wire_condition(condition: dict[str, Any], booleans: set[str]) -> dict[str, Any]:
+    """Conditions on boolean categories test "true"/"false" in the taxonomy, "yes"/"no" on the wire."""
+    if "all" in condition or "any" in condition:
+        key = "all" if "all" in condition else "any"
+        return {key: [_wire_condition(c, booleans) for c in condition[key]]}
+    if condition.get("category") not in booleans:
+        return condition
+
+    def wire(value: Any) -> Any:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return _WIRE.get(value, value) if isinstance(value, str) else value
+
+    return {
+        k: ([wire(v) for v in value] if isinstance(value, list) else wire(value))
+        if k != "category"
+        else value
+        for k, value in condition.items()
+    }
 
 
 def _references(condition: dict[str, Any]) -> set[str]:

@@ -1,0 +1,243 @@
+"""The real stack the browser tests drive (web/e2e): started by web/e2e/global-setup.ts.
+
+A fresh data folder; the API (uvicorn, `server.main:create_app`) serving the built UI with jobs
+run inline (AA_JOBS_EAGER), so an upload is analysed, pre-labelled and queued before the upload
+request returns; an admin, three annotators and two projects of synthetic people uploaded through
+the API. The first project's subjects get a human-parsing mask (the demo pipeline runs no parser):
+a silhouette cut into ATR regions, stored as the parser's output would be.
+
+Prints one line `AA_STACK {json}` when ready, serves until SIGTERM or SIGINT (or until its stdin
+closes, so that a killed test runner never leaves it behind), then stops the API and deletes the
+data folder.
+
+    python -m tests.web.stack            # what the browser tests run
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = {"email": "admin@example.com", "password": "e2e admin password"}
+PASSWORD = "e2e annotator password"
+# Project "review": one annotator works through it with the keyboard (and offline).
+# Project "pair": two annotators ask for work at the same time.
+PROJECTS: dict[str, tuple[int, list[str]]] = {
+    "review": (10, ["ann1@example.com"]),
+    "pair": (6, ["ann2@example.com", "ann3@example.com"]),
+}
+# ATR ids (workers/inference/analyzers/masks.py): hair 2, face 11, upper clothes 4, pants 6,
+# left shoe 9. Bands are shares of the silhouette's height.
+MASK_BANDS = [(0.0, 0.13, 2), (0.13, 0.24, 11), (0.24, 0.55, 4), (0.55, 0.92, 6), (0.92, 1.01, 9)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AA_DATA_DIR=str(data_dir),
+        AA_JOBS_EAGER="true",
+        AA_ADMIN_EMAIL=ADMIN["email"],
+        AA_ADMIN_PASSWORD=ADMIN["password"],
+        AA_LOG_LEVEL="WARNING",
+    )
+    env.pop("AA_DATABASE_URL", None)
+    env.pop("AA_BROKER_URL", None)
+    return env
+
+
+def _wait_healthy(base: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the API exited with {server.returncode} before it was healthy")
+        try:
+            # 503 without a worker is expected here (jobs run inline): the database is what counts.
+            if httpx.get(f"{base}/api/v1/health", timeout=2).json()["database"]["ok"]:
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the API did not become healthy in time")
+
+
+class _Client:
+    """The admin's browser-like session: cookie plus the CSRF header."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
+        response = self.http.post("/auth/login", json=ADMIN)
+        response.raise_for_status()
+        self.http.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+
+    def call(self, method: str, path: str, expect: int, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code != expect:
+            raise SystemExit(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+
+def _person_png(seed: int) -> bytes:
+    from server.demo.synthetic import render_person
+
+    image, _ = render_person(seed)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _parsing_mask(seed: int) -> bytes:
+    """ATR ids over the person's silhouette, as a grayscale PNG of the image's size."""
+    import numpy as np
+    from PIL import Image
+
+    from server.demo.synthetic import render_person_with_mask
+
+    _, silhouette, _ = render_person_with_mask(seed)
+    inside = np.asarray(silhouette) > 127
+    rows = np.flatnonzero(inside.any(axis=1))
+    ids = np.zeros(inside.shape, dtype=np.uint8)
+    if rows.size:
+        top, height = rows[0], rows[-1] - rows[0] + 1
+        share = (np.arange(inside.shape[0]) - top) / height
+        for start, end, atr in MASK_BANDS:
+            band = (share >= start) & (share < end)
+            ids[band[:, None] & inside] = atr
+    buffer = io.BytesIO()
+    Image.fromarray(ids, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _store_masks(project_id: int, seeds: dict[str, int]) -> int:
+    """What a parser would have stored for each subject of the project (see prelabel.service)."""
+    from sqlalchemy import select
+
+    from server.core import runtime
+    from server.orm import Image, Subject
+
+    stored = 0
+    with runtime.database().session_scope() as session:
+        rows = session.execute(
+            select(Subject, Image)
+            .join(Image, Image.id == Subject.image_id)
+            .where(Subject.project_id == project_id)
+        )
+        for subject, image in rows:
+            seed = seeds.get(image.original_name)
+            if seed is None:
+                continue
+            key = f"masks/e2e/{image.sha256}.png"
+            runtime.storage().put(key, _parsing_mask(seed))
+            subject.parsing_mask_key = key
+            stored += 1
+    return stored
+
+
+def _seed(base: str) -> dict[str, Any]:
+    admin = _Client(base)
+    out: dict[str, Any] = {"projects": {}, "annotators": {}}
+    seed = 1000
+    for name, (people, emails) in PROJECTS.items():
+        project = admin.call("POST", "/projects", 201, json={"name": f"E2E {name}", "slug": f"e2e-{name}"})
+        for email in emails:
+            if email not in out["annotators"]:
+                admin.call("POST", "/users", 201, json={"email": email, "password": PASSWORD})
+                out["annotators"][email] = PASSWORD
+            admin.call(
+                "POST", f"/projects/{project['id']}/members", 201, json={"email": email, "role": "annotator"}
+            )
+        names: dict[str, int] = {}
+        files = []
+        for _ in range(people):
+            seed += 1
+            filename = f"person-{seed}.png"
+            names[filename] = seed
+            files.append(("files", (filename, _person_png(seed), "image/png")))
+        admin.call("POST", f"/projects/{project['id']}/uploads", 202, files=files)
+        deadline = time.monotonic() + 120
+        while True:
+            stats = admin.call("GET", f"/projects/{project['id']}/assignments/stats", 200)
+            if stats["queued"] >= len(files):
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"project {name}: only {stats} after the upload")
+            time.sleep(0.3)
+        masks = _store_masks(project["id"], names) if name == "review" else 0
+        out["projects"][name] = {"id": project["id"], "people": len(files), "masks": masks}
+    return out
+
+
+def main() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="aa-web-e2e-"))
+    env = _env(data_dir)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AA_")})
+    python = sys.executable
+    subprocess.run(
+        [python, "-m", "server.cli", "create-admin"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    factory = os.environ.get("AA_E2E_APP", "server.main:create_app")
+    quiet = ["--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(
+        [python, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port), *quiet],
+        cwd=ROOT,
+        env=env,
+    )
+    stop = threading.Event()
+
+    def finish(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    try:
+        _wait_healthy(base, server)
+        page = httpx.get(base + "/projects/1/review", timeout=5)
+        if page.status_code != 200 or 'id="root"' not in page.text:
+            raise SystemExit(
+                f"{factory} does not serve the web build at / (HTTP {page.status_code}): build it "
+                "(make web) and call server.web.mount_web(app) in create_app()"
+            )
+        seeded = _seed(base)
+        info = {"base_url": base, "admin": ADMIN, "data_dir": str(data_dir), **seeded}
+        print("AA_STACK " + json.dumps(info), flush=True)
+
+        def parent_gone() -> None:
+            sys.stdin.read()  # the parent closing the pipe means it is gone: stop with it
+            stop.set()
+
+        threading.Thread(target=parent_gone, daemon=True).start()
+        while not stop.wait(0.5):
+            if server.poll() is not None:
+                raise SystemExit(f"the API exited with {server.returncode}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
