@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,9 @@ CONTENT_SECURITY_POLICY = (
 @asynccontextmanager
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     install_job_sender()
+    # Everything loaded at start-up lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise pause a request for ~100 ms every half minute.
+    gc.freeze()
     yield
     runtime.database().dispose()
 

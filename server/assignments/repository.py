@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from server.orm import Assignment, Label, Prediction
+from server.orm import Assignment, Label
 from server.orm.enums import AssignmentStatus
 
 
@@ -41,10 +41,11 @@ def live_leases(session: Session, project_id: int, user_id: int, now: datetime) 
 
 def claim(
     session: Session, project_id: int, user_id: int, min_rank: int, now: datetime, until: datetime
-) -> int | None:
+) -> Assignment | None:
     """Lease the next queued assignment atomically: Postgres skips rows another transaction is
     claiming (FOR UPDATE SKIP LOCKED); SQLite serialises writers (BEGIN IMMEDIATE), and the
-    status check in the UPDATE makes a lost race claim nothing."""
+    status check in the UPDATE makes a lost race claim nothing. The claimed row comes back from
+    the UPDATE itself (RETURNING), so leasing is one round trip."""
     candidate = (
         select(Assignment.id)
         .where(
@@ -69,28 +70,20 @@ def claim(
             leased_at=now,
             lease_expires_at=until,
         )
-        .returning(Assignment.id)
+        .returning(Assignment)
     )
-    claimed = session.execute(
-        statement, execution_options={"synchronize_session": False}
+    return session.execute(
+        statement, execution_options={"synchronize_session": False, "populate_existing": True}
     ).scalar_one_or_none()
-    return int(claimed) if claimed is not None else None
 
 
-def labels_of(session: Session, subject_id: int, category_ids: Collection[int]) -> dict[int, Label]:
+def labels_of(
+    session: Session, subject_id: int, category_ids: Collection[int], *, fresh: bool = False
+) -> dict[int, Label]:
     query = select(Label).where(Label.subject_id == subject_id, Label.category_id.in_(list(category_ids)))
+    if fresh:
+        query = query.execution_options(populate_existing=True)
     return {label.category_id: label for label in session.scalars(query)}
-
-
-def predictions_of(
-    session: Session, subject_id: int, model_version_ids: Collection[int]
-) -> dict[int, Prediction]:
-    if not model_version_ids:
-        return {}
-    query = select(Prediction).where(
-        Prediction.subject_id == subject_id, Prediction.model_version_id.in_(list(model_version_ids))
-    )
-    return {p.category_id: p for p in session.scalars(query)}
 
 
 def subjects_with_review(session: Session, subject_ids: Collection[int]) -> set[int]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.assignments import repository, views
@@ -79,7 +79,7 @@ def route_cold_start(session: Session, project: Project, subject_ids: Sequence[i
     include_sensitive = ProjectSettings.model_validate(project.settings).include_sensitive
     category_ids = [
         c.id
-        for c in views.categories(session, project.taxonomy_version_id)
+        for c in views.categories(session, project.taxonomy_version_id, project)
         if include_sensitive or not c.sensitive
     ]
     confidence = views.mean_confidence(session, todo)
@@ -111,16 +111,13 @@ def next_for(session: Session, grant: ProjectAccess) -> AssignmentOut | None:
         return views.render(session, project, live[0])
     until = now + timedelta(seconds=settings.lease_seconds)
     min_rank = MIN_RANK.get(grant.role, 0)
-    assignment_id = None
+    assignment = None
     if settings.gold_share > 0 and random.random() < settings.gold_share:
-        assignment_id = _claim_gold(session, project, user, now, until)
-    if assignment_id is None:
-        assignment_id = repository.claim(session, project.id, user.id, min_rank, now, until)
-    if assignment_id is None:
+        assignment = _claim_gold(session, project, user, now, until)
+    if assignment is None:
+        assignment = repository.claim(session, project.id, user.id, min_rank, now, until)
+    if assignment is None:
         return None
-    # One read of the claimed row (the claim's UPDATE did not touch the identity map).
-    assignment = session.get(Assignment, assignment_id, populate_existing=True)
-    assert assignment is not None
     return views.render(session, project, assignment)
 
 
@@ -225,7 +222,9 @@ def submit(
     if set(answers) - routed:
         raise BadRequest("answers for categories this assignment does not ask", code="not_routed")
     categories = {
-        c.id: c for c in views.categories(session, project.taxonomy_version_id or 0) if c.id in answers
+        c.id: c
+        for c in views.categories(session, project.taxonomy_version_id or 0, project)
+        if c.id in answers
     }
     for category_id, answer in answers.items():
         _check_value(categories[category_id], answer.value)
@@ -248,6 +247,37 @@ def submit(
     ]
     if stale:
         raise StaleLabels(stale)
+    # What this submit will write, decided before anything is written: the answer is stored with
+    # the claim below, so a retry is answered from one row and nothing is read back.
+    planned: list[tuple[int, Any, Label | None, Any, str | None, str]] = []
+    changed = 0
+    out: list[LabelStateOut] = []
+    for category_id, answer in answers.items():
+        label = labels.get(category_id)
+        if gold:
+            continue
+        from_value, from_state = (label.value, label.state) if label is not None else (None, None)
+        # An adjudicated gold answer stays gold; everything else a person decides is verified.
+        to_state = (
+            LabelState.gold.value
+            if from_state == LabelState.gold.value and assignment.kind == AssignmentKind.adjudicate.value
+            else LabelState.verified.value
+        )
+        if from_value != answer.value:
+            changed += 1
+        planned.append((category_id, answer.value, label, from_value, from_state, to_state))
+        version = label.version + 1 if label is not None else 1
+        out.append(
+            LabelStateOut(category_id=category_id, value=answer.value, version=version, state=to_state)
+        )
+    undo_until = now + timedelta(seconds=review_settings(project).undo_seconds)
+    response = SubmitOut(
+        assignment_id=assignment.id,
+        status=AssignmentStatus.submitted.value,
+        changed_fields=changed,
+        labels=out,
+        undo_until=undo_until if not gold else None,
+    )
     # Claim the client id first: a concurrent retry of the same submit waits here, then reads.
     claimed = insert_ignore_returning(
         session,
@@ -256,7 +286,7 @@ def submit(
             "assignment_id": assignment.id,
             "user_id": user.id,
             "client_id": body.client_id,
-            "response": {},
+            "response": response.model_dump(mode="json"),
             "created_at": now,
         },
         ["user_id", "client_id"],
@@ -268,26 +298,20 @@ def submit(
         assert stored is not None
         return SubmitOut.model_validate(stored.response)
 
-    changed = 0
-    out: list[LabelStateOut] = []
-    for category_id, answer in answers.items():
-        label = labels.get(category_id)
-        if gold:
-            _score_gold(session, assignment, user, category_id, answer.value, label)
-            continue
-        from_value, from_state = (label.value, label.state) if label is not None else (None, None)
-        # An adjudicated gold answer stays gold; everything else a person decides is verified.
-        to_state = (
-            LabelState.gold.value
-            if from_state == LabelState.gold.value and assignment.kind == AssignmentKind.adjudicate.value
-            else LabelState.verified.value
-        )
+    if gold:
+        for category_id, answer in answers.items():
+            _score_gold(session, assignment, user, category_id, answer.value, labels.get(category_id))
+    # Written as two statements (Core, no unit-of-work bookkeeping): one executemany UPDATE of
+    # the labels, guarded by the version each was read at, and one multi-row INSERT of events.
+    label_updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for category_id, value, label, from_value, from_state, to_state in planned:
         if label is None:
             label = Label(
                 subject_id=assignment.subject_id,
                 category_id=category_id,
                 taxonomy_version_id=project.taxonomy_version_id,
-                value=answer.value,
+                value=value,
                 state=to_state,
                 version=1,
                 decided_by_id=user.id,
@@ -296,52 +320,62 @@ def submit(
             session.add(label)
             session.flush()
         else:
-            label.value, label.state, label.decided_by_id = answer.value, to_state, user.id
-            label.version += 1
-            label.updated_at = now
-        if from_value != answer.value:
-            changed += 1
-        session.add(
-            LabelEvent(
-                label_id=label.id,
-                subject_id=assignment.subject_id,
-                category_id=category_id,
-                actor_user_id=user.id,
-                assignment_id=assignment.id,
-                from_value=from_value,
-                to_value=answer.value,
-                from_state=from_state,
-                to_state=to_state,
-                reason=assignment.kind,
-                created_at=now,
+            label_updates.append(
+                {
+                    "b_id": label.id,
+                    "b_version": label.version,
+                    "value": value,
+                    "state": to_state,
+                    "decided_by_id": user.id,
+                    "version": label.version + 1,
+                    "updated_at": now,
+                }
             )
+        events.append(
+            {
+                "label_id": label.id,
+                "subject_id": assignment.subject_id,
+                "category_id": category_id,
+                "actor_user_id": user.id,
+                "actor_model_version_id": None,
+                "assignment_id": assignment.id,
+                "from_value": from_value,
+                "to_value": value,
+                "from_state": from_state,
+                "to_state": to_state,
+                "reason": assignment.kind,
+                "created_at": now,
+            }
         )
-        out.append(
-            LabelStateOut(
-                category_id=category_id, value=label.value, version=label.version, state=label.state
+    if label_updates:
+        written = session.connection().execute(_UPDATE_LABEL, label_updates).rowcount
+        if session.get_bind().dialect.supports_sane_multi_rowcount and written != len(label_updates):
+            # Someone wrote one of these labels after we read it: refuse, as the check above (the
+            # whole unit of work, the claimed client id included, is rolled back).
+            current = repository.labels_of(session, assignment.subject_id, list(answers), fresh=True)
+            raise StaleLabels(
+                [
+                    {"category_id": cid, "value": lb.value, "version": lb.version, "state": lb.state}
+                    for cid, lb in current.items()
+                    if answers[cid].label_version != lb.version
+                ]
             )
-        )
+        for label in labels.values():
+            session.expire(label)
+    if events:
+        session.execute(insert(LabelEvent.__table__), events)  # type: ignore[arg-type]
     if gold:
         _adjudicate_disagreements(session, assignment)
     assignment.status = AssignmentStatus.submitted.value
     assignment.submitted_at, assignment.submitted_by_id = now, user.id
     assignment.lead_time_ms, assignment.changed_fields = body.lead_time_ms, changed
-    undo_until = now + timedelta(seconds=review_settings(project).undo_seconds)
-    response = SubmitOut(
-        assignment_id=assignment.id,
-        status=assignment.status,
-        changed_fields=changed,
-        labels=out,
-        undo_until=undo_until if not gold else None,
-    )
-    # The claimed row gets its answer in place (no read back: it was inserted above).
-    session.execute(
-        update(Submission)
-        .where(Submission.id == claimed)
-        .values(response=response.model_dump(mode="json")),
-        execution_options={"synchronize_session": False},
-    )
     return response
+
+
+_labels = cast(Table, Label.__table__)
+_UPDATE_LABEL = update(_labels).where(
+    _labels.c.id == bindparam("b_id"), _labels.c.version == bindparam("b_version")
+)
 
 
 def undo(session: Session, assignment: Assignment, user: User, project: Project) -> AssignmentOut:
@@ -434,7 +468,7 @@ def mark_gold(session: Session, grant: ProjectAccess, subject_id: int) -> int:
     return count
 
 
-def _claim_gold(session: Session, project: Project, user: User, now: Any, until: Any) -> int | None:
+def _claim_gold(session: Session, project: Project, user: User, now: Any, until: Any) -> Assignment | None:
     """A gold subject this person has not answered, as an unmarked assignment of their own."""
     subject_id = views.unseen_gold_subject(session, project.id, user.id)
     if subject_id is None:
@@ -454,7 +488,7 @@ def _claim_gold(session: Session, project: Project, user: User, now: Any, until:
     )
     session.add(assignment)
     session.flush()
-    return assignment.id
+    return assignment
 
 
 def _score_gold(
