@@ -73,9 +73,6 @@ _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_MAX_CHUNK: Final = 2**31 - 1
 _JPEG_QUALITY: Final = 95
 _THUMBNAIL_QUALITY: Final = 80
-_QUALITY_SIDE: Final = 512
-_CLIP_LOW: Final = 2 / 255
-_CLIP_HIGH: Final = 253 / 255
 _DETAIL_CHARS: Final = 200
 
 
@@ -225,44 +222,6 @@ def make_thumbnail(data: bytes, max_side: int = 256) -> bytes:
         except _PILLOW_DATA_ERRORS as exc:
             raise _rejection(exc) from exc
     return out.getvalue()
-
-
-def image_quality(data: bytes) -> dict[str, float]:
-    """Weight-free quality metrics of stored bytes, computed on a grey image of at most 512 px.
-
-    sharpness: variance of the 4-neighbour Laplacian (grey levels in 0..1); brightness: mean;
-    contrast: standard deviation; exposure_clipped: share of pixels within 2/255 of black or
-    white; width and height of the full image.
-    """
-    with _opened_stored(data) as im:
-        width, height = im.size
-        try:
-            im.draft("L", (_QUALITY_SIDE, _QUALITY_SIDE))
-            grey = _flatten(im, "L")
-            grey.thumbnail((_QUALITY_SIDE, _QUALITY_SIDE), Image.Resampling.BILINEAR)
-        except _PILLOW_DATA_ERRORS as exc:
-            raise _rejection(exc) from exc
-    pixels = np.asarray(grey, dtype=np.float64) / 255.0
-    if pixels.shape[0] >= 3 and pixels.shape[1] >= 3:
-        laplacian = (
-            pixels[:-2, 1:-1]
-            + pixels[2:, 1:-1]
-            + pixels[1:-1, :-2]
-            + pixels[1:-1, 2:]
-            - 4.0 * pixels[1:-1, 1:-1]
-        )
-        sharpness = float(laplacian.var())
-    else:
-        sharpness = 0.0
-    clipped = (pixels <= _CLIP_LOW) | (pixels >= _CLIP_HIGH)
-    return {
-        "sharpness": sharpness,
-        "brightness": float(pixels.mean()),
-        "contrast": float(pixels.std()),
-        "exposure_clipped": float(clipped.mean()),
-        "width": float(width),
-        "height": float(height),
-    }
 
 
 def _require_strict_truncation() -> None:

@@ -74,13 +74,6 @@ def label_rows(session: Session, keys: Collection[tuple[int, int]]) -> dict[tupl
     }
 
 
-def stage_counts(session: Session, project_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Image.stage, func.count()).where(Image.project_id == project_id).group_by(Image.stage)
-    )
-    return {str(stage): int(n) for stage, n in rows}
-
-
 def count_subjects(session: Session, project_id: int) -> int:
     return int(session.scalar(select(func.count()).where(Subject.project_id == project_id)) or 0)
 

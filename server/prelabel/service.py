@@ -24,6 +24,7 @@ from server.core import jobs, tasknames
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
 from server.core.upsert import insert_ignore, insert_ignore_many_returning, upsert
+from server.images import service as image_service
 from server.labelers import service as labelers
 from server.orm import Category, Embedding, Image, Label, LabelEvent, Prediction, Project, Subject
 from server.orm.enums import ImageStage, LabelState
@@ -410,7 +411,7 @@ def _apply_to_labels(
 def progress(session: Session, project: Project) -> dict[str, Any]:
     version = labelers.active_labeler(session, project)
     return {
-        "stages": repository.stage_counts(session, project.id),
+        "stages": image_service.stage_counts(session, project.id),
         "active_model_version": {"id": version.id, "version": version.version},
         "subjects": repository.count_subjects(session, project.id),
         "predictions": repository.count_predictions(session, project.id, version.id),

@@ -23,7 +23,6 @@ from server.images.decoding import (
     DecodedImage,
     ImageRejected,
     decode_image,
-    image_quality,
     make_thumbnail,
     sniff_format,
 )
@@ -407,30 +406,3 @@ def test_thumbnail_never_upscales() -> None:
 def test_thumbnail_of_non_image_bytes_is_rejected() -> None:
     with pytest.raises(ImageRejected):
         make_thumbnail(b"not an image at all")
-
-
-def test_quality_ranks_a_sharp_image_above_its_blurred_copy() -> None:
-    checkerboard = (np.indices((256, 256)).sum(axis=0) // 8 % 2 * 255).astype(np.uint8)
-    sharp = Image.fromarray(checkerboard)
-    blurred = sharp.resize((32, 32), Image.Resampling.BOX).resize((256, 256))
-    sharp_metrics = image_quality(encode(sharp, "png"))
-    blurred_metrics = image_quality(encode(blurred, "png"))
-    assert sharp_metrics["sharpness"] > 4 * blurred_metrics["sharpness"]
-    assert sharp_metrics["brightness"] == pytest.approx(0.5, abs=0.01)
-    assert sharp_metrics["contrast"] == pytest.approx(0.5, abs=0.01)
-    assert sharp_metrics["exposure_clipped"] == pytest.approx(1.0)
-    assert (sharp_metrics["width"], sharp_metrics["height"]) == (256.0, 256.0)
-
-
-def test_quality_of_a_flat_mid_grey_image_has_no_contrast_or_clipping() -> None:
-    metrics = image_quality(encode(Image.new("RGB", (300, 200), (128, 128, 128)), "jpeg"))
-    assert metrics["contrast"] < 0.01
-    assert metrics["sharpness"] < 1e-4
-    assert metrics["exposure_clipped"] == 0.0
-    assert metrics["brightness"] == pytest.approx(128 / 255, abs=0.01)
-    assert (metrics["width"], metrics["height"]) == (300.0, 200.0)
-
-
-def test_quality_reports_full_size_of_a_large_jpeg() -> None:
-    metrics = image_quality(encode(picture(2048, 1536), "jpeg"))
-    assert (metrics["width"], metrics["height"]) == (2048.0, 1536.0)
