@@ -33,12 +33,16 @@ GPU_QUEUE = "gpu"
 ANALYZE = "gpu.analyze"
 EMBED = "gpu.embed"
 PRELABEL = "gpu.prelabel"
+TRAIN = "gpu.train"
 
 # Implemented by the server's CPU worker; the GPU tasks send their results there.
 PERSIST_ANALYSIS = "cpu.persist_analysis"
 PERSIST_EMBEDDINGS = "cpu.persist_embeddings"
 PERSIST_PREDICTIONS = "cpu.persist_predictions"
+PERSIST_TRAINING = "cpu.persist_training"
 
+# heads: linear heads on cached backbone embeddings; vqa_lora: LoRA adapters on the VQA labeler.
+TrainerKind = Literal["heads", "vqa_lora"]
 ModelFamily = Literal["open_clip", "vqa", "captioner", "heads", "stats", "detector", "parser", "quality"]
 CategoryKind = Literal["single", "multi", "boolean", "text"]
 ShotType = Literal["full_body", "nearly_full_body", "upper_body", "portrait", "headshot"]
@@ -391,3 +395,54 @@ class PrelabelResult(BatchHeader):
         default_factory=list, description="categories this labeler cannot answer (e.g. text for CLIP)"
     )
     items: list[PrelabelItem]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: train (a flywheel round's candidate labeler)
+# ---------------------------------------------------------------------------------------------
+
+
+class TrainExample(Contract):
+    """One verified subject: its image (and cached embedding, for heads) and its people's answers."""
+
+    image: PrelabelImage
+    answers: dict[str, Value] = Field(description="category key -> verified value")
+
+
+class TrainJob(Contract):
+    """Train a candidate on verified labels, then predict the evaluation images with it.
+
+    The CPU side builds `examples` from verified labels only, never from the evaluation set;
+    `evaluate` carries the evaluation set's images for inference (they are never trained on).
+    `base` is the backbone (heads) or the VQA model to adapt (vqa_lora). The trained artifact is
+    written under `output_dir` (a local folder or file:// URI), and the result's `model` is the
+    ModelSpec that loads it through the ordinary labeler registry.
+    """
+
+    round_id: int
+    project_id: int
+    model_version_id: int = Field(description="the candidate's model_versions row")
+    trainer: TrainerKind
+    base: ModelSpec
+    categories: list[CategorySpec] = Field(min_length=1)
+    examples: list[TrainExample] = Field(min_length=1)
+    evaluate: list[PrelabelImage] = Field(default_factory=list)
+    output_dir: str = Field(min_length=1)
+    version: str = Field(min_length=1, description="the candidate's ModelSpec.version")
+    options: dict[str, JsonValue] = Field(
+        default_factory=dict, description="seed, epochs/steps, learning rate, LoRA rank, ..."
+    )
+
+
+class TrainResult(Contract):
+    round_id: int
+    project_id: int
+    model_version_id: int
+    trainer: TrainerKind
+    model: ModelSpec | None = Field(default=None, description="None when training failed")
+    metrics: dict[str, float] = Field(default_factory=dict, description="training-side figures")
+    examples: int = 0
+    predictions: list[PrelabelItem] = Field(
+        default_factory=list, description="the candidate's answers on `evaluate`, in its order"
+    )
+    error: str | None = None
