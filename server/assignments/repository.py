@@ -2,12 +2,26 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from server.orm import Assignment, Label
+from server.orm import Assignment, EvalSetMember, Label, Membership, Prediction, Project
 from server.orm.enums import AssignmentStatus
+
+
+def assignment_with_project(
+    session: Session, assignment_id: int, user_id: int
+) -> tuple[Assignment, Project, str | None] | None:
+    """An assignment, its project and the user's role there (None: not a member): one round trip."""
+    row = session.execute(
+        select(Assignment, Project, Membership.role)
+        .join(Project, Project.id == Assignment.project_id)
+        .outerjoin(Membership, (Membership.project_id == Project.id) & (Membership.user_id == user_id))
+        .where(Assignment.id == assignment_id)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def release_expired(session: Session, project_id: int, now: datetime) -> None:
@@ -109,3 +123,40 @@ def submitted_by(session: Session, project_id: int, user_id: int) -> int:
         Assignment.status == AssignmentStatus.submitted.value,
     )
     return int(session.scalar(query) or 0)
+
+
+def eval_subjects(session: Session, subject_ids: Collection[int]) -> set[int]:
+    query = select(EvalSetMember.subject_id).where(EvalSetMember.subject_id.in_(list(subject_ids)))
+    return {int(s) for s in session.scalars(query)}
+
+
+def labels_by_subject(session: Session, subject_ids: Collection[int]) -> dict[int, dict[int, Label]]:
+    out: dict[int, dict[int, Label]] = {}
+    for label in session.scalars(select(Label).where(Label.subject_id.in_(list(subject_ids)))):
+        out.setdefault(label.subject_id, {})[label.category_id] = label
+    return out
+
+
+def predictions_by_subject(
+    session: Session, subject_ids: Collection[int], model_version_id: int
+) -> dict[int, dict[int, tuple[Any, float]]]:
+    query = select(
+        Prediction.subject_id, Prediction.category_id, Prediction.value, Prediction.confidence
+    ).where(Prediction.subject_id.in_(list(subject_ids)), Prediction.model_version_id == model_version_id)
+    out: dict[int, dict[int, tuple[Any, float]]] = {}
+    for subject_id, category_id, value, confidence in session.execute(query):
+        out.setdefault(int(subject_id), {})[int(category_id)] = (value, float(confidence))
+    return out
+
+
+def routed_assignments(session: Session, subject_ids: Collection[int]) -> dict[int, list[Assignment]]:
+    """The review, audit and eval assignments of these subjects, cancelled ones aside."""
+    query = select(Assignment).where(
+        Assignment.subject_id.in_(list(subject_ids)),
+        Assignment.kind.in_(["review", "audit", "eval"]),
+        Assignment.status != AssignmentStatus.cancelled.value,
+    )
+    out: dict[int, list[Assignment]] = {}
+    for assignment in session.scalars(query.order_by(Assignment.id)):
+        out.setdefault(assignment.subject_id, []).append(assignment)
+    return out

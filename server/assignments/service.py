@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from server.assignments import repository, views
+from server.assignments import repository, routing, views
 from server.assignments.errors import LeaseLost, StaleLabels, UndoWindowClosed
 from server.assignments.schemas import (
     AnnotatorScore,
@@ -41,16 +41,10 @@ from server.orm import (
     User,
 )
 from server.orm.enums import AssignmentKind, AssignmentStatus, LabelState, Role
-from server.projects.policy import ProjectAccess, access
+from server.projects.policy import ProjectAccess, grant_for
 from server.projects.schemas import ProjectSettings, ReviewSettings
 
-RANK = {
-    AssignmentKind.eval: 4,
-    AssignmentKind.gold: 3,
-    AssignmentKind.review: 2,
-    AssignmentKind.adjudicate: 1,
-    AssignmentKind.audit: 0,
-}
+RANK = routing.RANK
 # Annotators see eval, gold and review; reviewers also adjudicate and audit.
 MIN_RANK = {Role.annotator: RANK[AssignmentKind.review]}
 # How many leases one person may hold: the current item plus what the UI prefetches.
@@ -65,37 +59,10 @@ def review_settings(project: Project) -> ReviewSettings:
 
 
 def route_cold_start(session: Session, project: Project, subject_ids: Sequence[int]) -> int:
-    """Until the flywheel trusts a labeler, every category of every subject goes to people.
-
-    One review assignment per subject, ever: a redelivered pre-label does not queue it twice.
-    Priority is the labeler's uncertainty, so the least certain subjects are reviewed first.
-    """
-    if not subject_ids or project.taxonomy_version_id is None:
-        return 0
-    already = repository.subjects_with_review(session, subject_ids)
-    todo = [s for s in subject_ids if s not in already]
-    if not todo:
-        return 0
-    include_sensitive = ProjectSettings.model_validate(project.settings).include_sensitive
-    category_ids = [
-        c.id
-        for c in views.categories(session, project.taxonomy_version_id, project)
-        if include_sensitive or not c.sensitive
-    ]
-    confidence = views.mean_confidence(session, todo)
-    for subject_id in todo:
-        session.add(
-            Assignment(
-                project_id=project.id,
-                subject_id=subject_id,
-                kind=AssignmentKind.review.value,
-                queue_rank=RANK[AssignmentKind.review],
-                category_ids=category_ids,
-                status=AssignmentStatus.queued.value,
-                priority=round(1.0 - confidence.get(subject_id, 0.0), 6),
-            )
-        )
-    return len(todo)
+    """Route freshly pre-labelled subjects (the pre-label pipeline's call): per field, to people
+    or auto-accepted, by the active labeler's trust (server.assignments.routing). Until the
+    flywheel trusts a labeler this is the cold start: every category goes to people."""
+    return routing.route(session, project, subject_ids)
 
 
 # -- leasing ---------------------------------------------------------------------------------
@@ -131,10 +98,11 @@ def assignment_for(
 ) -> tuple[Assignment, ProjectAccess]:
     """The assignment, for a member of its project (others get 404). Actions on it then check
     the lease (409 lease_lost); viewing someone else's work needs the reviewer role."""
-    assignment = session.get(Assignment, assignment_id)
-    if assignment is None:
+    found = repository.assignment_with_project(session, assignment_id, user.id)
+    if found is None:
         raise NotFound("no such assignment")
-    grant = access(session, user, assignment.project_id, Role.annotator)
+    assignment, project, member_role = found
+    grant = grant_for(user, project, member_role, Role.annotator)
     mine = user.id in (assignment.lease_holder_id, assignment.submitted_by_id, assignment.assignee_id)
     if viewing and not mine and grant.role.rank < Role.reviewer.rank:
         raise NotFound("no such assignment")

@@ -24,18 +24,28 @@ class ProjectAccess:
 
 
 def access(session: Session, user: User, project_id: int, minimum: Role = Role.annotator) -> ProjectAccess:
-    project = session.get(Project, project_id)
+    """The caller's grant on a project, in one round trip (the project and the membership)."""
+    row = session.execute(
+        select(Project, Membership.role)
+        .outerjoin(Membership, (Membership.project_id == Project.id) & (Membership.user_id == user.id))
+        .where(Project.id == project_id)
+    ).first()
+    return grant_for(user, None if row is None else row[0], None if row is None else row[1], minimum)
+
+
+def grant_for(user: User, project: Project | None, member_role: str | None, minimum: Role) -> ProjectAccess:
+    """Decide from rows already read (`member_role`: the membership's role, None if not a member).
+
+    For callers that fetch the project along with the object they act on, in the same query.
+    """
     if project is None or project.deleted_at is not None:
         raise NotFound("no such project")
     if user.is_admin:
         role = Role.admin
+    elif member_role is None:
+        raise NotFound("no such project")
     else:
-        membership = session.scalar(
-            select(Membership).where(Membership.project_id == project_id, Membership.user_id == user.id)
-        )
-        if membership is None:
-            raise NotFound("no such project")
-        role = Role(membership.role)
+        role = Role(member_role)
     granted = ProjectAccess(project=project, user=user, role=role)
     granted.require(minimum)
     return granted
