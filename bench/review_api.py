@@ -9,9 +9,10 @@ The seeding is a bulk load: COPY, the per-row foreign-key triggers skipped for t
 (the rows are consistent by construction), then VACUUM ANALYZE and a CHECKPOINT so that the load
 does not pay for the bulk write. The project keeps its default settings (gold share 0.1).
 
-Load: the real API (`uvicorn server.main:create_app --factory --workers 1 --no-access-log`) as a
-subprocess; each annotator (one httpx AsyncClient each, on uvloop) logs in (cookie + CSRF header)
-and loops {next -> think -> submit -> think} for `--seconds`, accepting the pre-filled values.
+Load: the real API (`uvicorn server.main:create_app --factory --workers W --no-access-log`, W from
+`--server-workers`, default one process per CPU as a deployment runs it) as a subprocess; each
+annotator (one httpx AsyncClient each, on uvloop) logs in (cookie + CSRF header) and loops
+{next -> think -> submit -> think} for `--seconds`, accepting the pre-filled values.
 Latency is measured from just before sending to the response read. Every 20th acknowledged submit
 is sent again with the same client id (the retry must be answered 200 with the same body, not
 re-applied); retries are timed apart. A 5xx or a transport error is an error; 4xx are counted by
@@ -350,7 +351,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(port: int, env: dict[str, str], log_path: Path, workers: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -362,7 +363,7 @@ def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.P
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
@@ -679,6 +680,9 @@ def main() -> None:
     parser.add_argument("--categories", type=int, default=15, help="first N single-choice categories")
     parser.add_argument("--database-url", default=None, help="default: a fresh aa_bench_* database")
     parser.add_argument("--postgres-admin-url", default=DEFAULT_ADMIN_URL)
+    parser.add_argument(
+        "--server-workers", type=int, default=os.cpu_count() or 1, help="uvicorn worker processes"
+    )
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--keep", action="store_true", help="keep the database and the data folder")
     args = parser.parse_args()
@@ -704,9 +708,9 @@ def main() -> None:
         port = args.port or free_port()
         base = f"http://127.0.0.1:{port}"
         server_log = data_dir / "server.log"
-        process = start_server(port, {**os.environ, **env}, server_log)
+        process = start_server(port, {**os.environ, **env}, server_log, args.server_workers)
         wait_healthy(base, process, server_log)
-        log(f"server up on {base} (uvicorn, 1 worker)")
+        log(f"server up on {base} (uvicorn, {args.server_workers} worker processes)")
 
         think = args.think_ms / 1000.0
         pressure0 = {r: pressure_us(r) for r in ("cpu", "io")}
@@ -739,6 +743,7 @@ def main() -> None:
         "annotators": args.annotators,
         "seconds": args.seconds,
         "think_ms": args.think_ms,
+        "server_workers": args.server_workers,
         "next_ms": percentiles(out.next_ms),
         "submit_ms": percentiles(out.submit_ms),
         "submits_per_s": round(submits / wall, 2),
