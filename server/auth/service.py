@@ -107,7 +107,8 @@ def record_failed_login(session: Session, email: str, ip: str) -> None:
 
 
 def resolve_session(session: Session, token: str, settings: AuthSettings) -> tuple[User, AuthSession]:
-    record = repository.session_by_token_hash(session, token_hash(token))
+    found = repository.session_by_token_hash(session, token_hash(token))
+    record, user = found if found is not None else (None, None)
     now = utcnow()
     if (
         record is None
@@ -116,7 +117,6 @@ def resolve_session(session: Session, token: str, settings: AuthSettings) -> tup
         or record.last_seen_at + timedelta(minutes=settings.session_idle_minutes) <= now
     ):
         raise NotAuthenticated("the session has ended; log in again")
-    user = session.get(User, record.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated("the account is deactivated")
     # Touch at most once a minute: most requests stay read-only.
@@ -126,7 +126,8 @@ def resolve_session(session: Session, token: str, settings: AuthSettings) -> tup
 
 
 def resolve_api_token(session: Session, token: str) -> User:
-    record = repository.api_token_by_hash(session, token_hash(token))
+    found = repository.api_token_by_hash(session, token_hash(token))
+    record, user = found if found is not None else (None, None)
     now = utcnow()
     if (
         record is None
@@ -134,7 +135,6 @@ def resolve_api_token(session: Session, token: str) -> User:
         or (record.expires_at is not None and record.expires_at <= now)
     ):
         raise NotAuthenticated("the token is not valid")
-    user = session.get(User, record.user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated("the account is deactivated")
     if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
