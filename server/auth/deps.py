@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from server.auth import service
 from server.auth.errors import NotAuthenticated
@@ -56,6 +56,19 @@ def _admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(_admin)]
+
+
+def set_session_cookie(response: Response, session_token: str) -> None:
+    settings = get_settings().auth
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        max_age=settings.session_absolute_hours * 3600,
+        path="/",
+    )
 
 
 def client_ip(request: Request) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from server.orm import ApiToken, AuthSession, LoginAttempt, Membership, User
@@ -47,3 +47,20 @@ def memberships_of(session: Session, user_id: int) -> list[Membership]:
 def tokens_of(session: Session, user_id: int) -> list[ApiToken]:
     query = select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
     return list(session.scalars(query.order_by(ApiToken.id)))
+
+
+def all_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def end_sessions_and_tokens(session: Session, user_id: int, now: datetime) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

@@ -3,7 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from server.auth import repository, service
-from server.auth.deps import SESSION_COOKIE, AdminUser, CurrentAuthSession, CurrentUser, client_ip
+from server.auth.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    CurrentAuthSession,
+    CurrentUser,
+    client_ip,
+    set_session_cookie,
+)
 from server.auth.errors import InvalidCredentials
 from server.auth.schemas import (
     LoginOut,
@@ -43,15 +50,7 @@ def login(body: LoginRequest, request: Request, response: Response, session: DbS
         with runtime.database().session_scope() as attempt:
             service.record_failed_login(attempt, body.email, ip)
         raise
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.session_token,
-        httponly=True,
-        samesite="lax",
-        secure=settings.auth.cookie_secure,
-        max_age=settings.auth.session_absolute_hours * 3600,
-        path="/",
-    )
+    set_session_cookie(response, result.session_token)
     return LoginOut(user=UserOut.model_validate(result.user), csrf_token=result.csrf_token)
 
 
@@ -98,3 +97,19 @@ def create_user(body: UserCreate, session: DbSession, _: AdminUser) -> UserOut:
         session, body.email, body.password, display_name=body.display_name, is_admin=body.is_admin
     )
     return UserOut.model_validate(user)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(session: DbSession, _: AdminUser) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in repository.all_users(session)]
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserOut)
+def deactivate_user(user_id: int, session: DbSession, admin: AdminUser) -> UserOut:
+    """The account can no longer log in; its open sessions and API tokens end now."""
+    return UserOut.model_validate(service.set_active(session, admin, user_id, active=False))
+
+
+@router.post("/users/{user_id}/activate", response_model=UserOut)
+def activate_user(user_id: int, session: DbSession, admin: AdminUser) -> UserOut:
+    return UserOut.model_validate(service.set_active(session, admin, user_id, active=True))

@@ -84,6 +84,13 @@ def login(
         raise InvalidCredentials()
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    return start_session(session, user, ip=ip, user_agent=user_agent, settings=settings)
+
+
+def start_session(
+    session: Session, user: User, *, ip: str, user_agent: str, settings: AuthSettings
+) -> LoginResult:
+    """A new browser session (a fresh random id: never one the client brought)."""
     now = utcnow()
     user.last_login_at = now
     token, csrf = new_token(), new_token(24)
@@ -99,6 +106,19 @@ def login(
         )
     )
     return LoginResult(user=user, session_token=token, csrf_token=csrf)
+
+
+def set_active(session: Session, admin: User, user_id: int, *, active: bool) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if not active and user.id == admin.id:
+        raise Conflict("you cannot deactivate your own account", code="self_deactivation")
+    user.is_active = active
+    if not active:
+        repository.end_sessions_and_tokens(session, user.id, utcnow())
+        log.info("auth.user_deactivated", user_id=user.id, by=admin.id)
+    return user
 
 
 def record_failed_login(session: Session, email: str, ip: str) -> None:

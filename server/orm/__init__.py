@@ -4,7 +4,7 @@ from server.orm.assignments import Assignment, GoldAnswer, Submission
 from server.orm.base import Base
 from server.orm.exports import Export, Snapshot
 from server.orm.flywheel import EvalSetMember, Round
-from server.orm.identity import ApiToken, AuthSession, LoginAttempt, User
+from server.orm.identity import ApiToken, AuthSession, Invite, LoginAttempt, User
 from server.orm.images import Embedding, Image, Subject
 from server.orm.labels import Label, LabelEvent, ModelVersion, Prediction
 from server.orm.ops import WorkerHeartbeat
@@ -25,6 +25,7 @@ __all__ = [
     "GoldAnswer",
     "Image",
     "IngestItem",
+    "Invite",
     "IngestRejection",
     "IngestRun",
     "Label",

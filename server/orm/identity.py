@@ -62,3 +62,22 @@ class LoginAttempt(IdMixin, CreatedMixin, Base):
 
     email: Mapped[str] = mapped_column(String(320))
     ip: Mapped[str] = mapped_column(String(64))
+
+
+class Invite(IdMixin, CreatedMixin, Base):
+    """The only way to sign up: a single-use, expiring link to join one project with one role.
+
+    The link carries a random token; the table keeps only its hash.
+    """
+
+    __tablename__ = "invites"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
