@@ -33,6 +33,15 @@ class AuthSettings(BaseModel):
     cookie_secure: bool = False
 
 
+class EgressSettings(BaseModel):
+    """Fetching URLs users chose (server/core/egress.py). Public addresses only, unless an
+    on-premises deployment names networks it trusts here (CIDR, e.g. ["10.20.0.0/16"])."""
+
+    allow_networks: list[str] = Field(default_factory=list)
+    timeout_seconds: float = 30.0
+    max_redirects: int = 5
+
+
 class ReconcilerSettings(BaseModel):
     interval_seconds: float = 60.0
     stuck_after_seconds: float = 300.0
@@ -64,6 +73,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     auth: AuthSettings = AuthSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
+    egress: EgressSettings = EgressSettings()
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -11,6 +11,7 @@ from celery import Celery
 
 from server.core.config import Settings, get_settings
 from server.core.db import Database
+from server.core.egress import EgressClient, EgressPolicy
 from server.core.storage import LocalStorage, ObjectStorage
 from workers.celery_app import create_celery
 from workers.contracts import CPU_QUEUE
@@ -24,6 +25,20 @@ def database() -> Database:
 @lru_cache
 def storage() -> ObjectStorage:
     return LocalStorage(get_settings().blob_dir)
+
+
+@lru_cache
+def egress() -> EgressClient:
+    """The only client for URLs users choose (URL lists, webhooks): see server.core.egress."""
+    settings = get_settings()
+    return EgressClient(
+        EgressPolicy.of(
+            settings.egress.allow_networks,
+            max_bytes=settings.ingest.max_upload_bytes,
+            timeout_seconds=settings.egress.timeout_seconds,
+            max_redirects=settings.egress.max_redirects,
+        )
+    )
 
 
 @lru_cache
@@ -42,7 +57,9 @@ def reset(*, after_fork: bool = False) -> None:
     """
     if database.cache_info().currsize:
         database().engine.dispose(close=not after_fork)
-    for cached in (database, storage, celery_app):
+    if egress.cache_info().currsize:
+        egress().close()
+    for cached in (database, storage, egress, celery_app):
         cached.cache_clear()
     if not after_fork:
         get_settings.cache_clear()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 
 from server.core import runtime
 from server.core.config import get_settings
@@ -27,6 +27,39 @@ def create_source(body: FolderSourceCreate, session: DbSession, access: ProjectL
         get_settings().source_roots,
         licence=body.licence,
         consent=body.consent,
+        user_id=access.user.id,
+    )
+    return SourceOut.model_validate(source)
+
+
+MAX_URL_LIST_BYTES = 200 * 1024 * 1024
+
+
+@router.post(
+    "/projects/{project_id}/sources/url-list", response_model=SourceOut, status_code=status.HTTP_201_CREATED
+)
+def create_url_list_source(
+    file: Annotated[UploadFile, File(description="CSV or parquet with a column of image URLs")],
+    session: DbSession,
+    access: ProjectLead,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    column: Annotated[str, Form(min_length=1, max_length=200)] = "url",
+    licence: Annotated[str, Form(max_length=200)] = "",
+    consent: Annotated[str, Form(max_length=200)] = "",
+) -> SourceOut:
+    """A URL list, as img2dataset takes it; a run fetches public http(s) URLs only."""
+    data = file.file.read(MAX_URL_LIST_BYTES + 1)
+    if len(data) > MAX_URL_LIST_BYTES:
+        raise PayloadTooLarge(f"a URL list is at most {MAX_URL_LIST_BYTES} bytes")
+    source = service.create_url_list_source(
+        session,
+        runtime.storage(),
+        access.project,
+        name,
+        service.UploadedFile(name=(file.filename or "urls.csv")[-300:], data=data),
+        column=column,
+        licence=licence,
+        consent=consent,
         user_id=access.user.id,
     )
     return SourceOut.model_validate(source)

@@ -8,7 +8,8 @@ batches of runs that stopped moving.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from server.images.decoding import ImageRejected
 from server.orm import IngestItem, IngestRejection, IngestRun, Project, Source
 from server.orm.enums import RunStatus, SourceKind
 from server.prelabel import service as pipeline
-from server.sources import repository
+from server.sources import repository, url_lists
 from server.sources.paths import (
     FolderRefusal,
     PathRefused,
@@ -73,6 +74,43 @@ def create_folder_source(
     return source
 
 
+def create_url_list_source(
+    session: Session,
+    storage: ObjectStorage,
+    project: Project,
+    name: str,
+    listing: UploadedFile,
+    *,
+    column: str = "url",
+    licence: str = "",
+    consent: str = "",
+    user_id: int | None = None,
+) -> Source:
+    """A source of image URLs; the list is checked now and kept (content-addressed) in storage."""
+    parsed = url_lists.parse(listing.name, listing.data, column)
+    digest = hashlib.sha256(listing.data).hexdigest()
+    key = f"sources/lists/{digest}.{parsed.format}"
+    storage.put(key, listing.data)
+    source = Source(
+        project_id=project.id,
+        kind=SourceKind.url_list.value,
+        name=name,
+        config={
+            "list_key": key,
+            "format": parsed.format,
+            "column": column,
+            "filename": listing.name[-300:],
+            "urls": len(parsed.urls),
+        },
+        licence=licence,
+        consent=consent,
+        created_by_id=user_id,
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
 def source_of(session: Session, project_id: int, source_id: int) -> Source:
     source = session.get(Source, source_id)
     if source is None or source.project_id != project_id:
@@ -88,8 +126,8 @@ def run_of(session: Session, project_id: int, run_id: int) -> IngestRun:
 
 
 def start_run(session: Session, source: Source) -> IngestRun:
-    if source.kind != SourceKind.folder.value:
-        raise BadRequest("only folder sources are run; upload files to the project instead")
+    if source.kind not in (SourceKind.folder.value, SourceKind.url_list.value):
+        raise BadRequest("only folder and URL-list sources are run; upload files to the project instead")
     now = utcnow()
     run = IngestRun(
         source_id=source.id, project_id=source.project_id, status=RunStatus.queued.value, updated_at=now
@@ -145,8 +183,10 @@ def stage_upload(
     return run
 
 
-def scan(session: Session, run_id: int, roots: Sequence[Path], settings: IngestSettings) -> None:
-    """Plan a folder run. A run already planned only has its unfinished batches re-sent."""
+def scan(
+    session: Session, storage: ObjectStorage, run_id: int, roots: Sequence[Path], settings: IngestSettings
+) -> None:
+    """Plan a run. A run already planned only has its unfinished batches re-sent."""
     run = repository.run_for_update(session, run_id)
     if run is None or run.status not in ACTIVE:
         return
@@ -157,26 +197,20 @@ def scan(session: Session, run_id: int, roots: Sequence[Path], settings: IngestS
     if source is None:
         raise NotFound(f"source of run {run_id} is gone")
     now = utcnow()
-    try:
-        folder = resolve_source_folder(str(source.config["path"]), roots)
-    except PathRefused as exc:
-        run.status, run.error, run.finished_at, run.updated_at = RunStatus.failed.value, exc.detail, now, now
-        return
-    count = 0
-    refusals: list[FolderRefusal] = []
-    for entry in iter_folder_files(folder, roots):
-        if isinstance(entry, FolderRefusal):
-            refusals.append(entry)
-            continue
-        session.add(
-            IngestItem(
-                run_id=run.id,
-                name=entry.relative_path,
-                location=str(entry.path),
-                batch=count // settings.batch_size,
+    if source.kind == SourceKind.url_list.value:
+        count, refusals = _plan_urls(session, run, source, storage, settings)
+    else:
+        try:
+            folder = resolve_source_folder(str(source.config["path"]), roots)
+        except PathRefused as exc:
+            run.status, run.error, run.finished_at, run.updated_at = (
+                RunStatus.failed.value,
+                exc.detail,
+                now,
+                now,
             )
-        )
-        count += 1
+            return
+        count, refusals = _plan_folder(session, run, folder, roots, settings)
     for refusal in refusals:
         session.add(
             IngestRejection(
@@ -185,7 +219,7 @@ def scan(session: Session, run_id: int, roots: Sequence[Path], settings: IngestS
                 run_id=run.id,
                 name=refusal.relative_path,
                 reason=refusal.reason,
-                detail="refused while listing the folder",
+                detail=refusal.detail,
             )
         )
     run.items_total = count
@@ -201,6 +235,78 @@ def scan(session: Session, run_id: int, roots: Sequence[Path], settings: IngestS
     log.info("ingest.planned", run_id=run.id, items=count, refused=len(refusals))
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    relative_path: str
+    reason: str
+    detail: str
+
+
+def _plan_folder(
+    session: Session, run: IngestRun, folder: Path, roots: Sequence[Path], settings: IngestSettings
+) -> tuple[int, list[_Refusal]]:
+    count = 0
+    refusals: list[_Refusal] = []
+    for entry in iter_folder_files(folder, roots):
+        if isinstance(entry, FolderRefusal):
+            refusals.append(_Refusal(entry.relative_path, entry.reason, "refused while listing the folder"))
+            continue
+        session.add(
+            IngestItem(
+                run_id=run.id,
+                name=entry.relative_path,
+                location=str(entry.path),
+                batch=count // settings.batch_size,
+            )
+        )
+        count += 1
+    return count, refusals
+
+
+def _plan_urls(
+    session: Session, run: IngestRun, source: Source, storage: ObjectStorage, settings: IngestSettings
+) -> tuple[int, list[_Refusal]]:
+    config = source.config
+    listing = url_lists.parse(
+        str(config.get("filename", "")), storage.get(str(config["list_key"])), str(config["column"])
+    )
+    count = 0
+    refusals: list[_Refusal] = []
+    for url in listing.urls:
+        scheme = url.split(":", 1)[0].lower()
+        if scheme not in ("http", "https") or len(url) > url_lists.MAX_URL_LENGTH:
+            refusals.append(_Refusal(url[:1000], "bad_url", "only http(s) URLs of at most 2000 characters"))
+            continue
+        session.add(
+            IngestItem(run_id=run.id, name=url[:1000], location=url, batch=count // settings.batch_size)
+        )
+        count += 1
+    return count, refusals
+
+
+def pending_urls(session: Session, run_id: int, batch: int) -> list[tuple[int, str]]:
+    """(item id, URL) of a URL-list batch's pending items; empty for other kinds of source."""
+    run = session.get(IngestRun, run_id)
+    source = session.get(Source, run.source_id) if run is not None else None
+    if run is None or source is None or run.status not in ACTIVE or source.kind != SourceKind.url_list.value:
+        return []
+    return [(item.id, item.location) for item in repository.pending_items(session, run_id, batch)]
+
+
+def fetch_all(
+    targets: Sequence[tuple[int, str]], fetch: Callable[[str], bytes]
+) -> dict[int, bytes | Exception]:
+    """Fetch outside any transaction (a slow server must not hold the database); a failure is
+    kept per item, to be recorded as its rejection, and the batch goes on."""
+    fetched: dict[int, bytes | Exception] = {}
+    for item_id, url in targets:
+        try:
+            fetched[item_id] = fetch(url)
+        except Exception as exc:
+            fetched[item_id] = exc
+    return fetched
+
+
 def resend_pending(session: Session, run: IngestRun) -> int:
     batches = repository.pending_batches(session, run.id)
     for batch in batches:
@@ -209,8 +315,21 @@ def resend_pending(session: Session, run: IngestRun) -> int:
 
 
 def _read(
-    item: IngestItem, source: Source, storage: ObjectStorage, roots: Sequence[Path], settings: IngestSettings
+    item: IngestItem,
+    source: Source,
+    storage: ObjectStorage,
+    roots: Sequence[Path],
+    settings: IngestSettings,
+    fetched: Mapping[int, bytes | Exception],
 ) -> bytes:
+    if source.kind == SourceKind.url_list.value:
+        got = fetched.get(item.id)
+        if got is None:
+            raise ImageRejected("not_fetched", "the URL was not fetched for this batch")
+        if isinstance(got, Exception):
+            reason = getattr(got, "reason", "fetch_failed")
+            raise ImageRejected(f"url_{reason}", str(getattr(got, "detail", got))[:1000])
+        return got
     if source.kind == SourceKind.folder.value:
         path = Path(item.location)
         # Checked again at read time: the tree may have changed since the scan.
@@ -230,8 +349,11 @@ def process_batch(
     batch: int,
     roots: Sequence[Path],
     settings: IngestSettings,
+    fetched: Mapping[int, bytes | Exception] | None = None,
 ) -> list[str]:
-    """Ingest one batch; returns the staging keys to delete once the transaction committed."""
+    """Ingest one batch; returns the staging keys to delete once the transaction committed.
+
+    `fetched`: a URL-list batch's bytes (or failures) by item id, from `fetch_urls`."""
     run = session.get(IngestRun, run_id)
     if run is None or run.status not in ACTIVE:
         return []
@@ -248,7 +370,7 @@ def process_batch(
     staged: list[str] = []
     for item in items:
         try:
-            decoded = images.decode(_read(item, source, storage, roots, settings), settings)
+            decoded = images.decode(_read(item, source, storage, roots, settings, fetched or {}), settings)
         except (ImageRejected, PathRefused) as exc:
             rejected += 1
             item.outcome = "rejected"
@@ -287,7 +409,7 @@ def process_batch(
                 item.outcome = "added"
                 item.image_id = result.image_id
         item.done = True
-        if source.kind != SourceKind.folder.value:
+        if source.kind == SourceKind.upload.value:
             staged.append(item.location)
     # Lock the run row before counting what is left, so that exactly one batch sees zero.
     repository.add_counts(
