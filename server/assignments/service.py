@@ -43,6 +43,7 @@ from server.orm import (
 from server.orm.enums import AssignmentKind, AssignmentStatus, LabelState, Role
 from server.projects.policy import ProjectAccess, grant_for
 from server.projects.schemas import ProjectSettings, ReviewSettings
+from server.webhooks import service as webhooks
 
 RANK = routing.RANK
 # Annotators see eval, gold and review; reviewers also adjudicate and audit.
@@ -337,6 +338,20 @@ def submit(
     assignment.status = AssignmentStatus.submitted.value
     assignment.submitted_at, assignment.submitted_by_id = now, user.id
     assignment.lead_time_ms, assignment.changed_fields = body.lead_time_ms, changed
+    webhooks.emit(
+        session,
+        project.id,
+        "assignment.submitted",
+        {
+            "assignment_id": assignment.id,
+            "kind": assignment.kind,
+            "subject_id": assignment.subject_id,
+            "user_id": user.id,
+            "fields": len(answers),
+            "changed_fields": changed,
+            "lead_time_ms": body.lead_time_ms,
+        },
+    )
     return response
 
 

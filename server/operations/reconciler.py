@@ -20,6 +20,7 @@ from server.orm.enums import ImageStage, RunStatus
 from server.prelabel import repository as pipeline_repository
 from server.sources import repository as source_repository
 from server.sources import service as sources
+from server.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ class Resent:
     scans: int
     batches: int
     images: int
+    deliveries: int = 0
 
 
 def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
@@ -59,7 +61,11 @@ def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
         for start in range(0, len(image_ids), 32):
             jobs.enqueue(session, task, image_ids=image_ids[start : start + 32])
         steps += len(image_ids)
-    resent = Resent(scans=scans, batches=batches, images=steps)
-    if scans or batches or steps:
-        log.info("reconciler.resent", scans=scans, batches=batches, images=steps)
+    # Webhook deliveries whose retry is due, or whose first message was lost.
+    deliveries = webhooks.due(session, settings.batch_limit)
+    for delivery_id in deliveries:
+        jobs.enqueue(session, tasknames.WEBHOOK_DELIVER, delivery_id=delivery_id)
+    resent = Resent(scans=scans, batches=batches, images=steps, deliveries=len(deliveries))
+    if scans or batches or steps or deliveries:
+        log.info("reconciler.resent", scans=scans, batches=batches, images=steps, deliveries=len(deliveries))
     return resent

@@ -11,6 +11,7 @@ from server.orm.ops import WorkerHeartbeat
 from server.orm.projects import Membership, Project
 from server.orm.sources import IngestItem, IngestRejection, IngestRun, Source
 from server.orm.taxonomy import Category, CategoryValue, Region, TaxonomyVersion
+from server.orm.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiToken",
@@ -43,5 +44,7 @@ __all__ = [
     "Submission",
     "TaxonomyVersion",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "WorkerHeartbeat",
 ]

@@ -21,9 +21,10 @@ from tests.server.conftest import Api, make_user
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 PREFIX = "/api/v1"
-PUBLIC = {("GET", "/health")}
+# The invite routes are reached without an account: the link's token is the credential.
+PUBLIC = {("GET", "/health"), ("GET", "/auth/invites/{token}"), ("POST", "/auth/invites/{token}/accept")}
 # Not scoped to a project or an image: each has tests of its own (auth, admin-only routes).
-UNSCOPED = re.compile(r"^/(health|auth(/.*)?|users|projects)$|^/auth/")
+UNSCOPED = re.compile(r"^/(health|auth(/.*)?|users(/.*)?|projects)$|^/auth/")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Rows that change with every authenticated request: sessions touched, tokens used, heartbeats.
 VOLATILE_TABLES = {"auth_sessions", "api_tokens", "login_attempts", "worker_heartbeats"}
@@ -164,6 +165,11 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
     make_user("bravo-lead@example.com")
     admin.post(f"/projects/{b}/members", json={"email": "bravo-lead@example.com", "role": "lead"})
     version = admin.get(f"/projects/{b}/taxonomy").json()["id"]
+    invite = admin.post(f"/projects/{b}/invites", json={"email": "bravo-invitee@example.com"})
+    assert invite.status_code == 201, invite.text
+    hook = {"url": "https://hooks.example.com/bravo", "events": ["export.done"]}
+    webhook = admin.post(f"/projects/{b}/webhooks", json=hook)
+    assert webhook.status_code == 201, webhook.text
     with runtime.database().session_scope() as session:
         assignment_id = session.scalar(select(Assignment.id).where(Assignment.project_id == b))
         subject = session.scalars(select(Subject).where(Subject.project_id == b)).first()
@@ -184,6 +190,8 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
             "user_id": member.json()["user_id"],
             "assignment_id": assignment_id,
             "subject_id": subject_id,
+            "invite_id": invite.json()["id"],
+            "webhook_id": webhook.json()["id"],
         },
         b_member_email=member_email,
         b_lead=Api(client, "bravo-lead@example.com"),
