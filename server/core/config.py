@@ -33,6 +33,23 @@ class AuthSettings(BaseModel):
     cookie_secure: bool = False
 
 
+class StorageSettings(BaseModel):
+    """Where image bytes, thumbnails, masks and model artifacts live: `local` (a folder under
+    AA_DATA_DIR) or `s3` (a bucket; credentials from the standard AWS variables, and for MinIO
+    or another S3-compatible store its `endpoint_url`). Workers read the same objects by URI."""
+
+    backend: Literal["local", "s3"] = "local"
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str = ""
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> StorageSettings:
+        if self.backend == "s3" and not self.bucket:
+            raise ValueError("AA_STORAGE__BUCKET is required when AA_STORAGE__BACKEND is s3")
+        return self
+
+
 class EgressSettings(BaseModel):
     """Fetching URLs users chose (server/core/egress.py). Public addresses only, unless an
     on-premises deployment names networks it trusts here (CIDR, e.g. ["10.20.0.0/16"])."""
@@ -74,6 +91,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     egress: EgressSettings = EgressSettings()
+    storage: StorageSettings = StorageSettings()
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -12,7 +12,7 @@ from celery import Celery
 from server.core.config import Settings, get_settings
 from server.core.db import Database
 from server.core.egress import EgressClient, EgressPolicy
-from server.core.storage import LocalStorage, ObjectStorage
+from server.core.storage import LocalStorage, ObjectStorage, S3Storage
 from workers.celery_app import create_celery
 from workers.contracts import CPU_QUEUE
 
@@ -24,7 +24,11 @@ def database() -> Database:
 
 @lru_cache
 def storage() -> ObjectStorage:
-    return LocalStorage(get_settings().blob_dir)
+    settings = get_settings()
+    if settings.storage.backend == "s3":
+        config = settings.storage
+        return S3Storage(config.bucket, config.prefix, config.endpoint_url or None)
+    return LocalStorage(settings.blob_dir)
 
 
 @lru_cache

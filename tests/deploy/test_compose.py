@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"postgres", "redis", "minio", "migrate", "api", "worker", "gpu-worker", "beat"}
+SERVICES = {"postgres", "redis", "minio", "bucket", "migrate", "api", "worker", "gpu-worker", "beat"}
 LONG_RUNNING_WITH_HEALTH = {"postgres", "redis", "minio", "api", "worker", "gpu-worker"}
 
 
@@ -49,6 +49,7 @@ def test_app_services_run_our_entry_points_on_postgres_and_redis(compose: dict[s
         assert env["AA_DATABASE_URL"].startswith("postgresql+psycopg://"), name
         assert env["AA_BROKER_URL"].startswith("redis://"), name
         assert env["AA_MODE"] == "production", name
+        assert env["AA_STORAGE__BACKEND"] == "s3" and env["AA_STORAGE__BUCKET"], name
         # The secret comes from the environment, and compose refuses to start without it.
         assert ":?" in env["AA_SECRET_KEY"], name
     assert services["api"]["command"][:2] == ["uvicorn", "server.main:create_app"]
@@ -57,7 +58,8 @@ def test_app_services_run_our_entry_points_on_postgres_and_redis(compose: dict[s
     assert services["migrate"]["command"] == ["annotate-anyone", "migrate"]
     assert services["migrate"]["restart"] == "no"
     for name in ("api", "worker", "gpu-worker", "beat"):
-        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        for once in ("migrate", "bucket"):
+            assert services[name]["depends_on"][once]["condition"] == "service_completed_successfully"
 
 
 def test_the_gpu_worker_is_one_process_on_one_reserved_device(compose: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
@@ -32,7 +33,7 @@ class ImageLoadError(Exception):
 
 
 def local_path(uri: str) -> Path:
-    """The file a `file://` URI or plain path names; other schemes are not readable here yet."""
+    """The file a `file://` URI or plain path names (s3:// is read by `read_bytes`)."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
@@ -45,16 +46,37 @@ def local_path(uri: str) -> Path:
 
 
 def read_bytes(ref: ImageRef) -> bytes:
-    path = local_path(ref.uri)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageLoadError("not_found", f"no file at {path}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise ImageLoadError("unreadable", f"{type(exc).__name__} reading {path}") from None
+    if ref.uri.startswith("s3://"):
+        data = _read_s3(ref.uri)
+    else:
+        path = local_path(ref.uri)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageLoadError("not_found", f"no file at {path}") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise ImageLoadError("unreadable", f"{type(exc).__name__} reading {path}") from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != ref.sha256:
-        raise ImageLoadError("checksum_mismatch", f"sha256 of {path} is {digest}")
+        raise ImageLoadError("checksum_mismatch", f"sha256 of {ref.uri} is {digest}")
+    return data
+
+
+def _read_s3(uri: str) -> bytes:
+    """An object of the deployment's S3-compatible store (AA_STORAGE__ENDPOINT_URL names a
+    non-AWS one; credentials from the standard AWS settings, as the server's)."""
+    import s3fs
+
+    endpoint = os.environ.get("AA_STORAGE__ENDPOINT_URL") or None
+    fs = s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": endpoint} if endpoint else {}, use_listings_cache=False
+    )
+    try:
+        data: bytes = fs.cat_file(uri.removeprefix("s3://"))
+    except FileNotFoundError:
+        raise ImageLoadError("not_found", f"no object at {uri}") from None
+    except PermissionError as exc:
+        raise ImageLoadError("unreadable", f"{type(exc).__name__} reading {uri}") from None
     return data
 
 
