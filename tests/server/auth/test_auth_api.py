@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -374,3 +375,53 @@ def test_development_mode_generates_and_keeps_a_secret(tmp_path: Any) -> None:
     assert len(first) >= 32
     assert ensure_secret(settings) == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+# --- session lifetime -------------------------------------------------------------------------
+
+
+def _age_session(cookie: str, *, idle: timedelta = timedelta(0), age: timedelta = timedelta(0)) -> None:
+    from server.core.security import token_hash
+
+    with runtime.database().session_scope() as session:
+        record = session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash(cookie)))
+        assert record is not None
+        record.last_seen_at -= idle
+        record.expires_at -= age
+
+
+def test_a_session_idle_past_the_idle_timeout_is_refused(client: TestClient) -> None:
+    make_user("ann@example.com")
+    cookie = _login(client, "ann@example.com").cookies[SESSION_COOKIE]
+    idle = timedelta(minutes=Settings().auth.session_idle_minutes)
+    _age_session(cookie, idle=idle - timedelta(minutes=2))
+    assert _call(client, "GET", "/auth/me", cookie=cookie).status_code == 200  # and it is touched
+    _age_session(cookie, idle=idle + timedelta(minutes=1))
+    assert _call(client, "GET", "/auth/me", cookie=cookie).status_code == 401
+
+
+def test_a_busy_session_still_ends_at_the_absolute_timeout(client: TestClient) -> None:
+    make_user("ann@example.com")
+    cookie = _login(client, "ann@example.com").cookies[SESSION_COOKIE]
+    lifetime = timedelta(hours=Settings().auth.session_absolute_hours)
+    _age_session(cookie, age=lifetime - timedelta(minutes=1))
+    assert _call(client, "GET", "/auth/me", cookie=cookie).status_code == 200
+    _age_session(cookie, age=timedelta(minutes=2))
+    assert _call(client, "GET", "/auth/me", cookie=cookie).status_code == 401
+
+
+def test_an_old_hash_is_upgraded_at_login(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from argon2 import PasswordHasher
+
+    from server.core import security
+
+    weak = PasswordHasher(time_cost=1, memory_cost=512, parallelism=1)
+    make_user("ann@example.com")
+    with runtime.database().session_scope() as session:
+        user = session.scalar(select(User).where(User.email == "ann@example.com"))
+        assert user is not None
+        user.password_hash = weak.hash(PASSWORD)
+    old = _user("ann@example.com").password_hash
+    assert _login(client, "ann@example.com").status_code == 200
+    new = _user("ann@example.com").password_hash
+    assert new != old and not security.password_needs_rehash(new)
