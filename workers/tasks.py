@@ -61,3 +61,16 @@ def prelabel(self: Task, payload: dict[str, Any]) -> None:
         contracts.PERSIST_PREDICTIONS,
         run_prelabel(contracts.PrelabelBatch.model_validate(payload), registry=_models()),
     )
+
+
+@shared_task(name=contracts.TRAIN, bind=True)
+def train(self: Task, payload: dict[str, Any]) -> None:
+    # A failed training is a TrainResult with an error, forwarded like a success: the round
+    # records why. Only a malformed payload fails the task.
+    from workers.inference.training import run_train
+
+    _forward(
+        self.app,
+        contracts.PERSIST_TRAINING,
+        run_train(contracts.TrainJob.model_validate(payload), registry=_models()),
+    )

@@ -1,8 +1,9 @@
 """Models loaded once per worker process, reused across tasks, dropped when idle.
 
 Keyed by (family, source, version, options): the same weights with other options (a temperature,
-a prompt template) are another labeler. Every `get` first evicts entries idle longer than
-`idle_seconds`, so a GPU worker that moved on to another project frees the old model's memory.
+a prompt template, a LoRA adapter folder in `options["adapter"]`) are another labeler. Every `get`
+first evicts entries idle longer than `idle_seconds`, so a GPU worker that moved on to another
+project frees the old model's memory.
 Families are imported on first use: a worker that only embeds never imports transformers.
 """
 

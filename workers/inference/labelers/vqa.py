@@ -10,11 +10,14 @@ processor and either `BlipForQuestionAnswering` or any `AutoModelForImageTextToT
 `options["scoring"]`: "auto" (default; picked from the architecture), "blip_vqa", "seq2seq" or
 "causal". `options["prompt_template"]` (default "{question}") may use {question} and {choices};
 e.g. "Question: {question} Options: {choices}. Short answer:" for InstructBLIP.
+`options["adapter"]`: a folder of LoRA adapter weights written by the `vqa_lora` trainer
+(`adapter_config.json` + `adapter_model.safetensors`), applied with peft and merged at load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -30,7 +33,7 @@ from workers.inference.labelers.answer_scoring import (
     Seq2SeqScorer,
 )
 from workers.inference.labelers.base import apply_conditions, decide, softmax
-from workers.inference.options import option_float, option_int, option_str
+from workers.inference.options import option_float, option_int, option_optional_str, option_str
 
 SCORINGS = ("auto", "blip_vqa", "seq2seq", "causal")
 
@@ -51,10 +54,11 @@ class VqaLabeler:
         architectures = list(getattr(config, "architectures", None) or [])
         is_blip_vqa = "BlipForQuestionAnswering" in architectures
         model_class: Any = BlipForQuestionAnswering if is_blip_vqa else AutoModelForImageTextToText
-        model = to_device(
-            model_class.from_pretrained(spec.source, **model_kwargs(spec, device, low_precision=True)),
-            device,
-        )
+        model = model_class.from_pretrained(spec.source, **model_kwargs(spec, device, low_precision=True))
+        adapter = option_optional_str(spec, "adapter")
+        if adapter is not None:
+            model = with_adapter(model, Path(adapter))
+        model = to_device(model, device)
         processor = load_processor(spec)
         if scoring == "auto":
             scoring = _auto_scoring(model, is_blip_vqa)
@@ -93,6 +97,16 @@ class VqaLabeler:
             for row, prediction in zip(softmax(scores, self.temperature), per_image, strict=True):
                 prediction[category.key] = decide(category, row.tolist())
         return [apply_conditions(categories, p) for p in per_image]
+
+
+def with_adapter(model: Any, folder: Path) -> Any:
+    """The model with a LoRA adapter merged into its weights: inference costs what it did before."""
+    from peft import PeftModel
+
+    if not (folder / "adapter_model.safetensors").is_file():
+        # peft would fall back to a pickled adapter_model.bin; weights are read from safetensors only.
+        raise FileNotFoundError(f"{folder} holds no adapter_model.safetensors")
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=False).merge_and_unload()
 
 
 def _auto_scoring(model: Any, is_blip_vqa: bool) -> str:

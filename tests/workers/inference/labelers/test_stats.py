@@ -6,7 +6,7 @@ from PIL import Image
 
 from tests.workers.inference.labelers.conftest import assert_valid
 from workers.contracts import CategorySpec, ModelSpec
-from workers.inference.labelers.stats import FEATURES_PER_CELL, StatsLabeler
+from workers.inference.labelers.stats import COLOUR_NAMES, FEATURES_PER_CELL, StatsLabeler, colour_names
 
 
 def test_embeddings_are_unit_vectors_of_grid_statistics(
@@ -42,3 +42,61 @@ def test_on_its_own_it_answers_with_uniform_distributions(
 def test_grid_is_bounded(stats_spec: ModelSpec) -> None:
     with pytest.raises(ValueError):
         StatsLabeler.load(stats_spec.model_copy(update={"options": {"grid": 0}}))
+
+
+PALETTE = {"red": (200, 30, 30), "blue": (40, 80, 200), "green": (40, 140, 60), "yellow": (240, 210, 40)}
+
+
+def _figure(rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """A two-colour scene with a standing 'person' in the middle: torso of the labelled colour,
+    legs of another, at a random height and size; the scene reuses the same colours."""
+    names = list(PALETTE)
+    pixels = np.zeros((96, 72, 3), dtype=np.float64)
+    horizon = int(rng.integers(30, 70))
+    pixels[:horizon] = PALETTE[names[int(rng.integers(4))]]
+    pixels[horizon:] = PALETTE[names[int(rng.integers(4))]]
+    top = int(rng.integers(0, 30))
+    bottom = int(rng.integers(top + 40, 97))
+    waist = top + (bottom - top) // 2
+    torso, legs = names[int(rng.integers(4))], names[int(rng.integers(4))]
+    pixels[top:waist, 26:46] = PALETTE[torso]
+    pixels[waist:bottom, 29:43] = PALETTE[legs]
+    pixels += rng.normal(0, 12, size=pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), torso
+
+
+def test_person_features_are_unit_vectors_of_their_declared_size(
+    stats_spec: ModelSpec, images: list[Image.Image]
+) -> None:
+    labeler = StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": "person"}}))
+    vectors = labeler.embed(images)
+    assert vectors.shape == (len(images), labeler.dim) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(labeler.embed(images), vectors)
+
+
+def test_each_basic_colour_is_named_by_itself() -> None:
+    named = colour_names(np.array(list(COLOUR_NAMES.values()), dtype=np.float32))
+    assert np.allclose(named.sum(axis=1), 1.0)
+    assert list(named.argmax(axis=1)) == list(range(len(COLOUR_NAMES)))
+
+
+def test_person_features_let_a_linear_head_find_the_torso_colour(stats_spec: ModelSpec) -> None:
+    from workers.inference.labelers.heads import train
+
+    rng = np.random.default_rng(3)
+    scenes = [_figure(rng) for _ in range(240)]
+    category = CategorySpec.model_validate(
+        {"key": "top.color", "kind": "single", "question": "q", "values": [{"key": k} for k in PALETTE]}
+    )
+    labeler = StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": "person"}}))
+    x = labeler.embed([image for image, _ in scenes])
+    head = train(x[:160], [c for _, c in scenes[:160]], category, backbone_version="b", l2=1e-4)
+    predicted = head.probabilities(x[160:]).argmax(axis=1)
+    truth = [category.value_keys.index(c) for _, c in scenes[160:]]
+    assert float(np.mean(predicted == np.array(truth))) > 0.9
+
+
+def test_an_unknown_feature_set_is_refused(stats_spec: ModelSpec) -> None:
+    with pytest.raises(ValueError, match="features"):
+        StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": "edges"}}))
