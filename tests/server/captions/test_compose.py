@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from server.captions.compose import compose
-from server.taxonomy.format import load_default
+from server.captions.compose import caption_of, caption_parts, compose
+from server.captions.tokens import CONTEXT_LENGTH, context_tokens
+from server.taxonomy.format import TaxonomySpec, load_default
 
 
 def test_the_shot_comes_first_then_groups_in_order_each_with_its_noun() -> None:
@@ -34,3 +35,51 @@ def test_what_does_not_apply_and_sensitive_values_are_not_said() -> None:
 def test_several_values_of_a_multi_category_read_as_a_list() -> None:
     caption = compose(load_default(), {"accessory.items": ["earrings", "necklace", "bracelet"]})
     assert "earrings, a necklace and a bracelet" in caption
+
+
+def _everything(spec: TaxonomySpec) -> dict[str, object]:
+    """A value for every category (the last one, lists of three): far past CLIP's 77 tokens."""
+    values: dict[str, object] = {}
+    for category in spec.categories():
+        keys = [v.key for v in category.values if v.caption]
+        if category.kind == "boolean":
+            values[category.full_key] = True
+        elif keys:
+            values[category.full_key] = keys[-3:] if category.kind == "multi" else keys[-1]
+    return values
+
+
+def test_trimming_keeps_the_longest_run_of_whole_leading_parts_that_fits() -> None:
+    spec = load_default()
+    values = _everything(spec)
+    parts = caption_parts(spec, values, include_sensitive=True)
+    full = compose(spec, values, include_sensitive=True)
+    assert context_tokens(full) > CONTEXT_LENGTH
+    trimmed = caption_of(spec, values, include_sensitive=True)
+    assert trimmed.trimmed and trimmed.tokens == context_tokens(trimmed.text) <= CONTEXT_LENGTH
+    kept = len(trimmed.parts)
+    assert 0 < kept < len(parts) and list(trimmed.parts) == parts[:kept]
+    # whole parts only: the trimmed text is a prefix of the full one ending where a part ends
+    assert full.startswith(trimmed.text + ", ")
+    # and one more part would not have fitted
+    assert context_tokens(", ".join(parts[: kept + 1])) > CONTEXT_LENGTH
+    assert compose(spec, values, include_sensitive=True, max_tokens=CONTEXT_LENGTH) == trimmed.text
+    assert trimmed.parts[0] == spec.category("shot.type").values[-1].caption  # the shot comes first
+
+
+def test_a_caption_that_fits_is_not_trimmed_and_smaller_budgets_drop_more() -> None:
+    spec = load_default()
+    short = {"shot.type": "headshot", "hair.color": "blonde"}
+    assert caption_of(spec, short) == caption_of(spec, short, max_tokens=None)
+    assert not caption_of(spec, short).trimmed
+    values = _everything(spec)
+    sizes = [len(caption_of(spec, values, max_tokens=n).parts) for n in (77, 40, 20, 2)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 0
+    assert caption_of(spec, values, max_tokens=2).text == ""
+
+
+def test_composition_is_deterministic_whatever_the_order_values_arrive_in() -> None:
+    spec = load_default()
+    values = _everything(spec)
+    reversed_values = dict(reversed(list(values.items())))
+    assert compose(spec, values, max_tokens=77) == compose(spec, reversed_values, max_tokens=77)

@@ -4,7 +4,7 @@ import { ApiError } from "../../api/client";
 import * as api from "../../api/endpoints";
 import type { Assignment, Category, Project, QueueStats, SubmitOut, Value } from "../../api/types";
 import { useOutboxState } from "../../session";
-import { previewCaption } from "./caption";
+import { useCaptionPreview } from "./captionPreview";
 import { HelpOverlay, ProblemDialog, SkipPrompt } from "./Dialogs";
 import { EmptyQueue, KeyBar, type Notice, Progress } from "./Panels";
 import { Feed } from "./feed";
@@ -375,7 +375,15 @@ export function ReviewScreen({ project, outbox }: { project: Project; outbox: Ou
 
   const changed = assignment ? changedCount(asked, answers) : 0;
   const missing = assignment ? missingAnswers(assignment.categories, answers).length : 0;
-  const caption = assignment ? (changed === 0 ? assignment.caption_preview : previewCaption(asked, answers)) : "";
+  const preview = useCaptionPreview(
+    project.id,
+    assignment?.subject.id ?? null,
+    assignment?.caption_preview ?? "",
+    assignment?.categories ?? [],
+    answers,
+    changed > 0,
+  );
+  const caption = assignment ? preview.text : "";
 
   return (
     <div className="review" data-testid="review" data-missing={missing}>
@@ -416,7 +424,11 @@ export function ReviewScreen({ project, outbox }: { project: Project; outbox: Ou
               </div>
             )}
             <div className="caption" data-testid="caption">
-              <div className="caption__label">{changed === 0 ? "caption" : "caption with your changes (draft)"}</div>
+              <div className="caption__label">
+                {changed === 0 ? "caption" : "caption with your changes (draft)"}
+                {preview.pending && <span className="muted"> · updating</span>}
+                {preview.trimmed && <span className="muted"> · trimmed to 77 CLIP tokens</span>}
+              </div>
               <p className="caption__text">{caption || "—"}</p>
             </div>
             <Fields

@@ -1,35 +1,19 @@
-// A caption preview recomputed as answers change. Deliberately simple: the shot phrase first,
-// then each region's chosen values in order. The server's caption (captions domain) is the
-// reference; this only shows the person what their answers say before they submit.
-import type { Category } from "../../api/types";
-import { type Answers, applicableCategories, displayValue } from "./values";
+// The caption preview's pure half: what the draft says, by category key. The server's composer
+// (server/captions) is the only one: it says the shot first, then each caption group in taxonomy
+// order, leaves sensitive categories out unless the project opts in, and trims to CLIP's 77
+// tokens counted with CLIP's own tokenizer. Rather than a second, drifting copy of those rules
+// (and of CLIP's vocabulary) here, the screen asks the API for the caption of the draft answers
+// (useCaptionPreview in captionPreview.ts).
+import type { Category, Value } from "../../api/types";
+import { type Answers, applicableCategories, fullKey } from "./values";
 
-const SHOT_REGION = "shot";
-
-export function previewCaption(categories: Category[], answers: Answers): string {
-  const asked = applicableCategories(categories, answers);
-  const regions: { name: string; key: string; parts: string[] }[] = [];
-  for (const category of asked) {
+/** Category key -> draft value, for the categories the answers make applicable. */
+export function draftValues(categories: Category[], answers: Answers): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  for (const category of applicableCategories(categories, answers)) {
     const value = answers[category.id] ?? null;
-    const part = phrase(category, value);
-    if (part === null) continue;
-    let region = regions.find((r) => r.key === category.region);
-    if (region === undefined) {
-      region = { name: category.region_name || category.region, key: category.region, parts: [] };
-      regions.push(region);
-    }
-    region.parts.push(part);
+    if (value === null || value === "" || (Array.isArray(value) && value.length === 0)) continue;
+    out[fullKey(category)] = value;
   }
-  const shot = regions.find((r) => r.key === SHOT_REGION);
-  const rest = regions.filter((r) => r !== shot).map((r) => `${r.name.toLowerCase()}: ${r.parts.join(", ")}`);
-  return [shot?.parts.join(", "), ...rest].filter(Boolean).join("; ");
-}
-
-function phrase(category: Category, value: Answers[number]): string | null {
-  if (value === null || (Array.isArray(value) && value.length === 0) || value === "") return null;
-  if (typeof value === "boolean") {
-    // "hat: worn" reads better than "hat: yes"; a "no" adds nothing to a caption.
-    return value ? (category.key.split(".").at(-1) ?? category.key).replace(/_/g, " ") : null;
-  }
-  return displayValue(category, value);
+  return out;
 }

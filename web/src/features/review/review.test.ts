@@ -1,7 +1,7 @@
 // The review screen's pure rules (no browser): key bindings, `when` conditions, answers, caption.
 import { expect, test } from "@playwright/test";
 import type { Category } from "../../api/types";
-import { previewCaption } from "./caption";
+import { draftValues } from "./caption";
 import { actionFor, bindingsFor, DEFAULT_BINDINGS, keyLabel, normalizeBinding } from "./keys";
 import {
   answersToSubmit,
@@ -96,7 +96,11 @@ test("typing filters a long list, best matches first", () => {
   expect(filteredChoices(shot, "zzz").map((c) => c.key)).toEqual(["full_body", "portrait"]); // short lists never filter
 });
 
-test("the caption preview starts with the shot, then each region's values", () => {
+test("the caption preview sends the server the applicable answers by category key", () => {
   const answers = { ...initialAnswers(all), [coatColor.id]: "navy" };
-  expect(previewCaption(all, answers)).toBe("full body; coat: worn, navy; shoes: boots");
+  const draft = draftValues(all, answers);
+  expect(draft["coat.color"]).toBe("navy");
+  expect(Object.keys(draft).every((key) => key.includes("."))).toBe(true);
+  const noCoat = draftValues(all, { ...answers, [coat.id]: false });
+  expect("coat.color" in noCoat).toBe(false); // not applicable without a coat: not said
 });

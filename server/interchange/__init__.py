@@ -1,0 +1,1 @@
+"""Moving labeled data in from other tools: Label Studio task JSON today."""
