@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.orm.base import Base, BigId, CreatedMixin, IdMixin
@@ -18,7 +18,22 @@ class Snapshot(IdMixin, CreatedMixin, Base):
     taxonomy_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"))
     # Labels as of this label-event id: later events are invisible to the snapshot.
     label_event_high_water: Mapped[int] = mapped_column(BigId)
+    # Predictions as of this id (Label Studio exports carry them).
+    prediction_high_water: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    subject_count: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class SnapshotSubject(Base):
+    """The subjects a snapshot holds, in export order; frozen when the snapshot is planned."""
+
+    __tablename__ = "snapshot_subjects"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    subject_id: Mapped[int] = mapped_column(BigId)
 
 
 class Export(IdMixin, CreatedMixin, Base):
@@ -35,4 +50,24 @@ class Export(IdMixin, CreatedMixin, Base):
     manifest: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    finished_at: Mapped[datetime | None]
+
+
+class ExportPart(IdMixin, Base):
+    """One shard range of an export: one task writes it; its files' checksums let a rerun keep it."""
+
+    __tablename__ = "export_parts"
+    __table_args__ = (UniqueConstraint("export_id", "index"),)
+
+    export_id: Mapped[int] = mapped_column(BigId, ForeignKey("exports.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    first: Mapped[int]  # snapshot positions [first, stop)
+    stop: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))  # pending, done
+    samples: Mapped[int] = mapped_column(default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # file name (relative to the destination) -> {"sha256", "bytes"}
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # labels written, by state
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     finished_at: Mapped[datetime | None]

@@ -1,0 +1,72 @@
+"""Where export files go: a local folder or S3-compatible storage, through fsspec.
+
+Every file is written under a temporary name and renamed when complete, so a reader never sees
+a half-written file under its final name. Credentials come from the environment (AWS_* for S3);
+an export's options may name a non-secret `endpoint_url`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+TMP_SUFFIX = ".tmp"
+
+
+class Destination:
+    def __init__(self, url: str, *, endpoint_url: str | None = None) -> None:
+        options: dict[str, Any] = {}
+        if url.startswith("s3://") and endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": endpoint_url}
+        fs, root = fsspec.core.url_to_fs(url, **options)
+        self.fs: AbstractFileSystem = fs
+        self.root = root.rstrip("/")
+        self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        if self.local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def write(self, name: str, data: bytes) -> dict[str, Any]:
+        """Write `name` atomically; returns {"sha256", "bytes"}."""
+        final = self.path(name)
+        tmp = final + TMP_SUFFIX
+        if self.local:
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        self.fs.mv(tmp, final)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+    def read(self, name: str) -> bytes:
+        data = self.fs.cat_file(self.path(name))
+        assert isinstance(data, bytes)
+        return data
+
+    def exists(self, name: str) -> bool:
+        return bool(self.fs.exists(self.path(name)))
+
+    def sha256(self, name: str) -> str | None:
+        """The file's checksum, or None when it is not there."""
+        digest = hashlib.sha256()
+        try:
+            with self.fs.open(self.path(name), "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        return digest.hexdigest()
+
+    def verified(self, files: dict[str, Any]) -> bool:
+        """Whether every file is there with its recorded checksum."""
+        return all(self.sha256(name) == meta["sha256"] for name, meta in files.items())
+
+    def remove_temporaries(self, names: list[str]) -> None:
+        for name in names:
+            tmp = self.path(name) + TMP_SUFFIX
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)

@@ -1,0 +1,245 @@
+"""Queries for snapshots and exports. Labels are read AS OF a snapshot's label-event high-water
+mark: the last event at or below it per (subject, category) is the label the snapshot sees."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy.orm import Session, aliased
+
+from server.orm import Category, Image, LabelEvent, ModelVersion, Prediction, Subject
+from server.orm.exports import Export, ExportPart, Snapshot, SnapshotSubject
+
+
+def label_event_high_water(session: Session) -> int:
+    return int(session.scalar(select(func.max(LabelEvent.id))) or 0)
+
+
+def prediction_high_water(session: Session) -> int:
+    return int(session.scalar(select(func.max(Prediction.id))) or 0)
+
+
+def categories(session: Session, taxonomy_version_id: int) -> list[Category]:
+    query = select(Category).where(Category.taxonomy_version_id == taxonomy_version_id)
+    return list(session.scalars(query.order_by(Category.position, Category.id)))
+
+
+def model_version_names(session: Session, project_id: int) -> dict[int, str]:
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.family, ModelVersion.version).where(
+            ModelVersion.project_id == project_id
+        )
+    )
+    return {int(i): f"{family}:{version}" for i, family, version in rows}
+
+
+def candidate_subjects(
+    session: Session,
+    project_id: int,
+    *,
+    subject_ids: Collection[int] | None,
+    source_ids: Collection[int] | None,
+) -> list[tuple[int, dict[str, Any]]]:
+    """(subject id, its image's quality metrics), by subject id."""
+    query = (
+        select(Subject.id, Image.quality)
+        .join(Image, Image.id == Subject.image_id)
+        .where(Subject.project_id == project_id)
+    )
+    if subject_ids is not None:
+        query = query.where(Subject.id.in_(list(subject_ids)))
+    if source_ids is not None:
+        query = query.where(Image.source_id.in_(list(source_ids)))
+    return [(int(i), dict(q or {})) for i, q in session.execute(query.order_by(Subject.id))]
+
+
+def subjects_with_state(
+    session: Session, project_id: int, high_water: int, category_ids: Collection[int], states: Collection[str]
+) -> set[int]:
+    """Subjects with at least one label in `states` as of the high-water mark."""
+    last = (
+        select(func.max(LabelEvent.id).label("last_id"))
+        .join(Subject, Subject.id == LabelEvent.subject_id)
+        .where(
+            Subject.project_id == project_id,
+            LabelEvent.id <= high_water,
+            LabelEvent.category_id.in_(list(category_ids)),
+        )
+        .group_by(LabelEvent.subject_id, LabelEvent.category_id)
+        .subquery()
+    )
+    query = (
+        select(LabelEvent.subject_id)
+        .join(last, LabelEvent.id == last.c.last_id)
+        .where(LabelEvent.to_state.in_(list(states)))
+        .distinct()
+    )
+    return {int(i) for i in session.scalars(query)}
+
+
+def subjects_changed_between(session: Session, project_id: int, after: int, upto: int) -> set[int]:
+    query = (
+        select(LabelEvent.subject_id)
+        .join(Subject, Subject.id == LabelEvent.subject_id)
+        .where(Subject.project_id == project_id, LabelEvent.id > after, LabelEvent.id <= upto)
+        .distinct()
+    )
+    return {int(i) for i in session.scalars(query)}
+
+
+def freeze_subjects(session: Session, snapshot_id: int, subject_ids: Sequence[int]) -> None:
+    session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
+    rows = [{"snapshot_id": snapshot_id, "position": p, "subject_id": s} for p, s in enumerate(subject_ids)]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(SnapshotSubject), rows[start : start + 5000])
+
+
+def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:
+    query = (
+        select(Image.bytes)
+        .select_from(SnapshotSubject)
+        .join(Subject, Subject.id == SnapshotSubject.subject_id)
+        .join(Image, Image.id == Subject.image_id)
+        .where(SnapshotSubject.snapshot_id == snapshot_id)
+        .order_by(SnapshotSubject.position)
+    )
+    return [int(b) for b in session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    position: int
+    subject: Subject
+    image: Image
+
+
+def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
+    query = (
+        select(SnapshotSubject.position, Subject, Image)
+        .select_from(SnapshotSubject)
+        .join(Subject, Subject.id == SnapshotSubject.subject_id)
+        .join(Image, Image.id == Subject.image_id)
+        .where(
+            SnapshotSubject.snapshot_id == snapshot_id,
+            SnapshotSubject.position >= first,
+            SnapshotSubject.position < stop,
+        )
+        .order_by(SnapshotSubject.position)
+    )
+    return [SubjectRow(int(p), s, i) for p, s, i in session.execute(query)]
+
+
+class LabelAsOf(NamedTuple):
+    subject_id: int
+    category_id: int
+    value: Any
+    state: str
+    decided_by_user_id: int | None
+    model_version_id: int | None  # the last model that spoke on this label
+    confidence: float | None
+
+
+def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> list[LabelAsOf]:
+    """Every label of the subjects at positions [first, stop) as the snapshot sees it."""
+    keys = (
+        select(
+            LabelEvent.subject_id,
+            LabelEvent.category_id,
+            func.max(LabelEvent.id).label("last_id"),
+            func.max(case((LabelEvent.actor_model_version_id.is_not(None), LabelEvent.id))).label("model_id"),
+        )
+        .join(SnapshotSubject, SnapshotSubject.subject_id == LabelEvent.subject_id)
+        .where(
+            SnapshotSubject.snapshot_id == snapshot.id,
+            SnapshotSubject.position >= first,
+            SnapshotSubject.position < stop,
+            LabelEvent.id <= snapshot.label_event_high_water,
+        )
+        .group_by(LabelEvent.subject_id, LabelEvent.category_id)
+        .subquery()
+    )
+    last = aliased(LabelEvent)
+    by_model = aliased(LabelEvent)
+    query = (
+        select(
+            keys.c.subject_id,
+            keys.c.category_id,
+            last.to_value,
+            last.to_state,
+            last.actor_user_id,
+            by_model.actor_model_version_id,
+            Prediction.confidence,
+        )
+        .join(last, last.id == keys.c.last_id)
+        .outerjoin(by_model, by_model.id == keys.c.model_id)
+        .outerjoin(
+            Prediction,
+            and_(
+                Prediction.subject_id == keys.c.subject_id,
+                Prediction.category_id == keys.c.category_id,
+                Prediction.model_version_id == by_model.actor_model_version_id,
+                Prediction.id <= snapshot.prediction_high_water,
+            ),
+        )
+    )
+    return [
+        LabelAsOf(int(s), int(c), value, str(state), user, model, confidence)
+        for s, c, value, state, user, model, confidence in session.execute(query)
+    ]
+
+
+class PredictionRow(NamedTuple):
+    subject_id: int
+    category_id: int
+    model_version_id: int
+    value: Any
+    confidence: float
+
+
+def predictions_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> list[PredictionRow]:
+    query = (
+        select(
+            Prediction.subject_id,
+            Prediction.category_id,
+            Prediction.model_version_id,
+            Prediction.value,
+            Prediction.confidence,
+        )
+        .join(SnapshotSubject, SnapshotSubject.subject_id == Prediction.subject_id)
+        .where(
+            SnapshotSubject.snapshot_id == snapshot.id,
+            SnapshotSubject.position >= first,
+            SnapshotSubject.position < stop,
+            Prediction.id <= snapshot.prediction_high_water,
+        )
+        .order_by(Prediction.subject_id, Prediction.model_version_id, Prediction.category_id)
+    )
+    return [
+        PredictionRow(int(s), int(c), int(m), v, float(conf)) for s, c, m, v, conf in session.execute(query)
+    ]
+
+
+def exports_of(session: Session, project_id: int) -> list[Export]:
+    query = select(Export).where(Export.project_id == project_id).order_by(Export.id.desc())
+    return list(session.scalars(query))
+
+
+def parts_of(session: Session, export_id: int) -> list[ExportPart]:
+    query = select(ExportPart).where(ExportPart.export_id == export_id).order_by(ExportPart.index)
+    return list(session.scalars(query))
+
+
+def part(session: Session, export_id: int, index: int) -> ExportPart | None:
+    return session.scalar(
+        select(ExportPart).where(ExportPart.export_id == export_id, ExportPart.index == index)
+    )
+
+
+def part_counts(session: Session, export_id: int) -> tuple[int, int]:
+    """(done parts, all parts)."""
+    done = func.sum(case((ExportPart.status == "done", 1), else_=0))
+    row = session.execute(select(done, func.count()).where(ExportPart.export_id == export_id)).one()
+    return int(row[0] or 0), int(row[1] or 0)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from server.core.config import get_settings
+from server.core.http import DbSession
+from server.exports import service
+from server.exports.schemas import ExportCreate, ExportDetail, ExportOut
+from server.orm.exports import Export
+from server.projects.deps import ProjectLead, ProjectMember
+
+router = APIRouter(tags=["exports"])
+
+
+def _detail(session: DbSession, export: Export) -> ExportDetail:
+    snapshot = service.snapshot_of(session, export)
+    return ExportDetail.model_validate(
+        {
+            **ExportOut.model_validate(export).model_dump(),
+            "filters": snapshot.filters,
+            "label_event_high_water": snapshot.label_event_high_water,
+            "manifest": export.manifest,
+        }
+    )
+
+
+@router.post("/projects/{project_id}/exports", response_model=ExportDetail, status_code=202)
+def create_export(body: ExportCreate, session: DbSession, access: ProjectLead) -> ExportDetail:
+    export = service.start_export(
+        session,
+        access.project,
+        fmt=body.format,
+        destination=body.destination,
+        default_root=get_settings().data_dir / "exports",
+        filters=body.filters,
+        options=body.options,
+        user_id=access.user.id,
+    )
+    return _detail(session, export)
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[ExportOut])
+def list_exports(session: DbSession, access: ProjectMember) -> list[ExportOut]:
+    return [ExportOut.model_validate(e) for e in service.list_exports(session, access.project.id)]
+
+
+@router.get("/projects/{project_id}/exports/{export_id}", response_model=ExportDetail)
+def get_export(export_id: int, session: DbSession, access: ProjectMember) -> ExportDetail:
+    return _detail(session, service.get(session, access.project.id, export_id))
+
+
+@router.post("/projects/{project_id}/exports/{export_id}/cancel", response_model=ExportDetail)
+def cancel_export(export_id: int, session: DbSession, access: ProjectLead) -> ExportDetail:
+    export = service.cancel(service.get(session, access.project.id, export_id))
+    return _detail(session, export)
+
+
+@router.post("/projects/{project_id}/exports/{export_id}/resume", response_model=ExportDetail)
+def resume_export(export_id: int, session: DbSession, access: ProjectLead) -> ExportDetail:
+    export = service.resume(session, service.get(session, access.project.id, export_id))
+    return _detail(session, export)
+
+
+@router.get("/projects/{project_id}/exports/{export_id}/files/{name:path}")
+def download(export_id: int, name: str, session: DbSession, access: ProjectMember) -> FileResponse:
+    export = service.get(session, access.project.id, export_id)
+    path = service.local_file(export, name)
+    return FileResponse(path, filename=path.name, media_type="application/octet-stream")

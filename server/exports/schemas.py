@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExportFormat = Literal["webdataset", "cosmicman", "jsonl", "labelstudio"]
+# Gold labels are verified ones a reviewer confirmed: they come with "verified".
+ExportState = Literal["verified", "auto_accepted"]
+
+
+class ExportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    states: list[ExportState] = Field(default=["verified"], min_length=1)
+    min_quality: dict[str, float] = Field(
+        default_factory=dict, description="image quality metric -> minimum value"
+    )
+    subject_ids: list[int] | None = Field(default=None, max_length=1_000_000)
+    source_ids: list[int] | None = Field(default=None, max_length=10_000)
+    since_export_id: int | None = Field(default=None, description="only subjects whose labels changed since")
+
+    def label_states(self) -> list[str]:
+        states: set[str] = set(self.states)
+        if "verified" in states:
+            states.add("gold")
+        return sorted(states)
+
+
+class ExportOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shard_size: int = Field(default=1000, ge=1, le=1_000_000, description="samples per shard at most")
+    shard_bytes: int | None = Field(default=None, ge=1 << 16, description="image bytes per shard at most")
+    image_url_prefix: str | None = Field(default=None, max_length=1000, description="Label Studio data.image")
+
+
+class ExportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: ExportFormat
+    destination: str | None = Field(
+        default=None,
+        max_length=1000,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,62}(/[A-Za-z0-9._\-/]*)?$",
+        description="an s3:// URL; by default a folder of the server's data directory",
+    )
+    filters: ExportFilters = ExportFilters()
+    options: ExportOptions = ExportOptions()
+
+
+class ExportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    snapshot_id: int
+    format: str
+    destination: str
+    options: dict[str, Any]
+    status: str
+    progress: float
+    counts: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ExportDetail(ExportOut):
+    filters: dict[str, Any]
+    label_event_high_water: int
+    manifest: dict[str, Any] | None

@@ -1,0 +1,219 @@
+"""The export formats. A part writer turns one shard range of records into files; `finish`
+writes what needs every part (merged parquet, JSONL, Label Studio tasks and config).
+
+Files are byte-for-byte deterministic for a snapshot: tar members have a fixed mtime, owner
+and order, so a resumed export reproduces the files a killed one had written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from server.exports.destinations import Destination
+from server.exports.labelstudio import labeling_config, tasks_from_records
+from server.exports.records import (
+    ExportRecord,
+    attribute_groups,
+    attribute_ids,
+    attributes_document,
+    person_type,
+)
+from server.taxonomy.format import TaxonomySpec
+
+FORMATS = ("webdataset", "cosmicman", "jsonl", "labelstudio")
+WEBDATASET_MEMBERS = ("image", "txt", "json")
+
+Files = dict[str, dict[str, Any]]
+
+
+@dataclass
+class PartContext:
+    spec: TaxonomySpec
+    destination: Destination
+    snapshot: dict[str, Any]  # id, high-water marks, taxonomy: written into every sample
+    mtime: int  # tar members' modification time: the snapshot's
+    read_blob: Callable[[str], bytes]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+class _TarBuilder:
+    def __init__(self, mtime: int) -> None:
+        self.buffer = io.BytesIO()
+        # Closed by close(), which returns the archive.
+        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+        self.mtime = mtime
+
+    def add(self, name: str, data: bytes) -> int:
+        """Adds a regular file; returns its header's offset in the archive."""
+        offset = self.buffer.tell()
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = self.mtime
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        self.tar.addfile(info, io.BytesIO(data))
+        return offset
+
+    def close(self) -> bytes:
+        self.tar.close()
+        return self.buffer.getvalue()
+
+
+def write_webdataset_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
+    """`{shard}.tar` (image, caption, attributes per sample) and `{shard}.parquet`, its index."""
+    tar = _TarBuilder(ctx.mtime)
+    index_rows: dict[str, list[Any]] = {
+        k: [] for k in ("key", "subject_id", "image_id", "image", "offset", "size", "caption", "person_type")
+    }
+    for record in records:
+        image = ctx.read_blob(record.storage_key)
+        offset = tar.add(record.image_name, image)
+        tar.add(f"{record.key}.txt", record.caption.encode())
+        tar.add(f"{record.key}.json", _dumps(attributes_document(ctx.spec, record, ctx.snapshot)))
+        for column, value in (
+            ("key", record.key),
+            ("subject_id", record.subject_id),
+            ("image_id", record.image["id"]),
+            ("image", record.image_name),
+            ("offset", offset),
+            ("size", len(image)),
+            ("caption", record.caption),
+            ("person_type", person_type(record)),
+        ):
+            index_rows[column].append(value)
+    name = shard_name(index)
+    files = {f"{name}.tar": ctx.destination.write(f"{name}.tar", tar.close())}
+    table = pa.table(index_rows, schema=_INDEX_SCHEMA)
+    files[f"{name}.parquet"] = ctx.destination.write(f"{name}.parquet", _parquet_bytes(table))
+    return files
+
+
+_INDEX_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("subject_id", pa.int64()),
+        ("image_id", pa.int64()),
+        ("image", pa.string()),
+        ("offset", pa.int64()),
+        ("size", pa.int64()),
+        ("caption", pa.string()),
+        ("person_type", pa.string()),
+    ]
+)
+
+COSMICMAN_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("segm_path", pa.string()),
+        ("height", pa.int64()),
+        ("width", pa.int64()),
+        ("aa_text", pa.string()),
+        ("aa_ids", pa.string()),
+        ("person_type", pa.string()),
+        ("caption", pa.string()),
+    ]
+)
+
+
+def _write_images(
+    ctx: PartContext, records: Sequence[ExportRecord], *, masks: bool
+) -> tuple[Files, dict[str, str]]:
+    files: Files = {}
+    segm: dict[str, str] = {}
+    for record in records:
+        name = f"images/{record.image_name}"
+        files[name] = ctx.destination.write(name, ctx.read_blob(record.storage_key))
+        if masks and record.parsing_mask_key:
+            mask = f"segm/{record.key}.png"
+            files[mask] = ctx.destination.write(mask, ctx.read_blob(record.parsing_mask_key))
+            segm[record.key] = mask
+    return files, segm
+
+
+def write_cosmicman_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
+    files, segm = _write_images(ctx, records, masks=True)
+    ids = json.dumps(attribute_ids(ctx.spec))
+    rows = {
+        "path": [f"images/{r.image_name}" for r in records],
+        "segm_path": [segm.get(r.key) for r in records],
+        "height": [r.image["height"] for r in records],
+        "width": [r.image["width"] for r in records],
+        "aa_text": [json.dumps(attribute_groups(ctx.spec, r), ensure_ascii=False) for r in records],
+        "aa_ids": [ids for _ in records],
+        "person_type": [person_type(r) for r in records],
+        "caption": [r.caption for r in records],
+    }
+    name = f"parts/{shard_name(index)}.parquet"
+    files[name] = ctx.destination.write(name, _parquet_bytes(pa.table(rows, schema=COSMICMAN_SCHEMA)))
+    return files
+
+
+def write_jsonl_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
+    lines = b"".join(_dumps(attributes_document(ctx.spec, r, ctx.snapshot)) + b"\n" for r in records)
+    name = f"parts/{shard_name(index)}.jsonl"
+    return {name: ctx.destination.write(name, lines)}
+
+
+def write_labelstudio_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
+    files, _ = _write_images(ctx, records, masks=False)
+    prefix = str(ctx.options.get("image_url_prefix") or "images/")
+    tasks = tasks_from_records(ctx.spec, records, prefix)
+    name = f"parts/{shard_name(index)}.json"
+    files[name] = ctx.destination.write(name, _dumps(tasks))
+    return files
+
+
+PART_WRITERS: dict[str, Callable[[PartContext, int, Sequence[ExportRecord]], Files]] = {
+    "webdataset": write_webdataset_part,
+    "cosmicman": write_cosmicman_part,
+    "jsonl": write_jsonl_part,
+    "labelstudio": write_labelstudio_part,
+}
+
+
+def finish(fmt: str, ctx: PartContext, parts: int, include_sensitive: bool) -> Files:
+    """Files built from every part, once all parts are written."""
+    names = [shard_name(i) for i in range(parts)]
+    dest = ctx.destination
+    if fmt == "cosmicman":
+        tables = [pq.read_table(io.BytesIO(dest.read(f"parts/{n}.parquet"))) for n in names]
+        table = pa.concat_tables(tables) if tables else COSMICMAN_SCHEMA.empty_table()
+        if table.column("segm_path").null_count == table.num_rows:
+            table = table.drop_columns(["segm_path"])  # segm_path only when parsing masks exist
+        return {"cosmicman.parquet": dest.write("cosmicman.parquet", _parquet_bytes(table))}
+    if fmt == "jsonl":
+        data = b"".join(dest.read(f"parts/{n}.jsonl") for n in names)
+        return {"labels.jsonl": dest.write("labels.jsonl", data)}
+    if fmt == "labelstudio":
+        tasks: list[Any] = []
+        for n in names:
+            tasks.extend(json.loads(dest.read(f"parts/{n}.json")))
+        config = labeling_config(ctx.spec, include_sensitive=include_sensitive).encode()
+        return {
+            "tasks.json": dest.write("tasks.json", json.dumps(tasks, ensure_ascii=False, indent=1).encode()),
+            "labeling_config.xml": dest.write("labeling_config.xml", config),
+        }
+    return {}

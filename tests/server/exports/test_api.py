@@ -1,0 +1,115 @@
+"""The exports API and the CLI: create, progress, list, download, cancel, resume; tenancy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+from server.core import jobs, runtime
+from server.exports import service
+from server.orm.exports import Export
+from tests.server.conftest import Api
+from tests.server.exports.conftest import REVIEWED, sqlite_only
+
+
+def test_a_lead_exports_through_the_api_and_downloads_the_files(admin: Api, reviewed: dict[str, Any]) -> None:
+    project_id = reviewed["project"]["id"]
+    body = {"format": "webdataset", "options": {"shard_size": 2}, "filters": {"states": ["verified"]}}
+    created = admin.post(f"/projects/{project_id}/exports", json=body)
+    assert created.status_code == 202, created.text
+    export_id = created.json()["id"]
+    got = admin.get(f"/projects/{project_id}/exports/{export_id}").json()
+    assert got["status"] == "done" and got["progress"] == 1.0
+    assert got["counts"]["samples"] == REVIEWED and got["manifest"]["counts"] == got["counts"]
+    assert got["label_event_high_water"] > 0 and got["filters"]["states"] == ["verified"]
+    assert [e["id"] for e in admin.get(f"/projects/{project_id}/exports").json()] == [export_id]
+    manifest = admin.get(f"/projects/{project_id}/exports/{export_id}/files/manifest.json")
+    assert manifest.status_code == 200 and json.loads(manifest.content) == got["manifest"]
+    shard = admin.get(f"/projects/{project_id}/exports/{export_id}/files/00000.tar")
+    assert shard.status_code == 200 and len(shard.content) == got["manifest"]["files"]["00000.tar"]["bytes"]
+    for name in ("../secret_key", "00000.tar.tmp", "nothing.tar"):
+        assert admin.get(f"/projects/{project_id}/exports/{export_id}/files/{name}").status_code == 404
+    assert admin.post(f"/projects/{project_id}/exports/{export_id}/cancel").status_code == 409
+
+
+@sqlite_only
+def test_local_paths_cannot_be_chosen_over_the_api(admin: Api, project: dict[str, Any]) -> None:
+    for destination in ("/etc", "file:///tmp/x", "../x"):
+        body = {"format": "jsonl", "destination": destination}
+        assert admin.post(f"/projects/{project['id']}/exports", json=body).status_code == 422
+
+
+def test_exports_of_another_project_are_404_and_annotators_cannot_start_one(
+    admin: Api, reviewed: dict[str, Any], member_factory: Any
+) -> None:
+    project_id = reviewed["project"]["id"]
+    export_id = admin.post(f"/projects/{project_id}/exports", json={"format": "jsonl"}).json()["id"]
+    other = admin.post("/projects", json={"name": "Other"}).json()
+    outsider = member_factory(other["id"], "lead")
+    for method, path in (
+        ("GET", f"/projects/{project_id}/exports"),
+        ("POST", f"/projects/{project_id}/exports"),
+        ("GET", f"/projects/{project_id}/exports/{export_id}"),
+        ("POST", f"/projects/{project_id}/exports/{export_id}/cancel"),
+        ("GET", f"/projects/{project_id}/exports/{export_id}/files/manifest.json"),
+        ("GET", f"/projects/{other['id']}/exports/{export_id}"),
+    ):
+        kwargs = {"json": {"format": "jsonl"}} if method == "POST" else {}
+        assert outsider.request(method, path, **kwargs).status_code == 404, path
+    annotator = member_factory(project_id, "annotator")
+    assert annotator.post(f"/projects/{project_id}/exports", json={"format": "jsonl"}).status_code == 403
+    assert annotator.get(f"/projects/{project_id}/exports/{export_id}").status_code == 200
+
+
+def test_a_cancelled_export_writes_nothing_more_and_can_be_resumed(
+    admin: Api, reviewed: dict[str, Any]
+) -> None:
+    project_id = reviewed["project"]["id"]
+    sent: list[jobs.Job] = []
+    jobs.configure(sent.append)  # hold the jobs, to step through them
+    body = {"format": "webdataset", "options": {"shard_size": 1}}
+    export_id = admin.post(f"/projects/{project_id}/exports", json=body).json()["id"]
+    assert [j.name for j in sent] == ["cpu.export.plan"]
+    with runtime.database().session_scope() as session:
+        service.plan(session, export_id)
+    db, read = runtime.database(), runtime.storage().get
+    assert service.write_part(db, read, export_id, 0)
+    progress = admin.get(f"/projects/{project_id}/exports/{export_id}").json()
+    assert progress["status"] == "running" and progress["progress"] == pytest.approx(1 / REVIEWED)
+    cancelled = admin.post(f"/projects/{project_id}/exports/{export_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert not service.write_part(db, read, export_id, 1)
+    service.finish(db, read, export_id)
+    with runtime.database().session_scope() as session:
+        export = session.get(Export, export_id)
+        assert export is not None and export.status == "cancelled"
+        out = Path(export.destination)
+    assert sorted(p.name for p in out.iterdir()) == ["00000.parquet", "00000.tar"]
+
+    resumed = admin.post(f"/projects/{project_id}/exports/{export_id}/resume")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "running"
+    for job in [j for j in sent if j.name == "cpu.export.part"][-REVIEWED:]:
+        service.write_part(db, read, export_id, job.kwargs["index"])
+    service.finish(db, read, export_id)
+    done = admin.get(f"/projects/{project_id}/exports/{export_id}").json()
+    assert done["status"] == "done" and done["counts"]["samples"] == REVIEWED
+    assert (out / "manifest.json").is_file()
+
+
+@sqlite_only
+def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path: Path) -> None:
+    slug = reviewed["project"]["slug"]
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        main, ["export", "--project", slug, "--format", "jsonl", "--out", str(out), "--shard-size", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "parts" in result.output and "done:" in result.output
+    assert len((out / "labels.jsonl").read_text().splitlines()) == REVIEWED
+    missing = CliRunner().invoke(main, ["export", "--project", "nope", "--out", str(out)])
+    assert missing.exit_code != 0 and "no project" in missing.output

@@ -1,0 +1,67 @@
+"""The S3 destination, against a real S3-compatible server process on localhost (moto)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from server.exports.schemas import ExportOptions
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@sqlite_only
+def test_an_export_to_s3_lands_complete_with_checksums_and_no_temporaries(
+    reviewed: dict[str, Any], s3_endpoint: str
+) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"  # moto keeps buckets per process
+    fs.mkdir(bucket)
+    export = run_export(
+        reviewed["project"]["id"],
+        "webdataset",
+        f"s3://{bucket}/people/v1",
+        options=ExportOptions(shard_size=2),
+        endpoint_url=s3_endpoint,
+    )
+    assert export.status == "done", export.error
+    fs.invalidate_cache()
+    names = sorted(p.removeprefix(f"{bucket}/people/v1/") for p in fs.find(f"{bucket}/people/v1"))
+    assert names == ["00000.parquet", "00000.tar", "00001.parquet", "00001.tar", "manifest.json"]
+    manifest = json.loads(fs.cat_file(f"{bucket}/people/v1/manifest.json"))
+    assert manifest["counts"]["samples"] == REVIEWED
+    for name, meta in manifest["files"].items():
+        assert hashlib.sha256(fs.cat_file(f"{bucket}/people/v1/{name}")).hexdigest() == meta["sha256"]
+    assert "endpoint_url" not in manifest["options"]

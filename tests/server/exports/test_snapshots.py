@@ -1,0 +1,164 @@
+"""Snapshots: what an export reads is frozen at its label-event high-water mark; filters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from server.core import runtime
+from server.core.time import utcnow
+from server.exports import service
+from server.exports.schemas import ExportFilters, ExportOptions
+from server.orm import Category, Label, LabelEvent, Project
+from server.orm.exports import Export
+from server.projects import service as projects
+from server.taxonomy import service as taxonomy
+from tests.server.exports.conftest import REVIEWED, run_export
+
+
+def _jsonl(out: Path) -> dict[int, dict[str, Any]]:
+    lines = (out / "labels.jsonl").read_text().splitlines()
+    return {doc["subject_id"]: doc for doc in map(json.loads, lines)}
+
+
+def _relabel(subject_id: int, key: str, value: Any) -> None:
+    """A reviewer changes one label: the label row and its event, as a submit writes them."""
+    with runtime.database().session_scope() as session:
+        category = session.scalar(select(Category).where(Category.key == key))
+        assert category is not None
+        label = session.scalar(
+            select(Label).where(Label.subject_id == subject_id, Label.category_id == category.id)
+        )
+        assert label is not None
+        session.add(
+            LabelEvent(
+                label_id=label.id,
+                subject_id=subject_id,
+                category_id=category.id,
+                actor_user_id=label.decided_by_id,
+                from_value=label.value,
+                to_value=value,
+                from_state=label.state,
+                to_state="verified",
+                reason="review",
+            )
+        )
+        label.value, label.state, label.version, label.updated_at = (
+            value,
+            "verified",
+            label.version + 1,
+            utcnow(),
+        )
+
+
+def _other_value(key: str, current: Any) -> Any:
+    with runtime.database().session_scope() as session:
+        category = session.scalar(select(Category).where(Category.key == key))
+        assert category is not None
+        return next(v.key for v in category.values if v.key != current)
+
+
+def test_a_label_changed_after_the_snapshot_does_not_show_up(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        export = service.start_export(
+            session,
+            project,
+            fmt="jsonl",
+            destination=str(tmp_path / "frozen"),
+            default_root=tmp_path,
+            filters=ExportFilters(),
+            options=ExportOptions(),
+            user_id=None,
+            send_jobs=False,
+        )
+        export_id = export.id
+    before = None
+    with runtime.database().session_scope() as session:
+        category = session.scalar(select(Category).where(Category.key == "top.color"))
+        assert category is not None
+        label = session.scalar(
+            select(Label).where(Label.subject_id == subject, Label.category_id == category.id)
+        )
+        assert label is not None
+        before = label.value
+    after = _other_value("top.color", before)
+    _relabel(subject, "top.color", after)  # after the snapshot, before its subjects are even frozen
+
+    service.run_here(runtime.database(), runtime.storage().get, export_id)
+    frozen = _jsonl(tmp_path / "frozen")[subject]
+    assert frozen["regions"]["top"]["color"]["value"] == before
+
+    fresh = run_export(project_id, "jsonl", tmp_path / "fresh")
+    assert fresh.status == "done"
+    assert _jsonl(tmp_path / "fresh")[subject]["regions"]["top"]["color"]["value"] == after
+
+
+def test_filters_choose_states_subjects_sources_quality_and_changes_since(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, done = reviewed["project"]["id"], reviewed["reviewed"]
+
+    def exported(name: str, **filters: Any) -> set[int]:
+        export = run_export(project_id, "jsonl", tmp_path / name, filters=ExportFilters(**filters))
+        assert export.status == "done", export.error
+        return set(_jsonl(tmp_path / name))
+
+    assert exported("verified") == set(done)  # predicted labels are never exported
+    assert exported("one", subject_ids=[done[1]]) == {done[1]}
+    assert exported("no-source", source_ids=[999]) == set()
+    assert exported("sharp", min_quality={"sharpness": 1e9}) == set()
+    assert exported("any-quality", min_quality={"sharpness": -1.0}) == set(done)
+    with runtime.database().session_scope() as session:
+        first = session.scalar(select(Export.id).order_by(Export.id))
+    _relabel(done[2], "top.color", _other_value("top.color", None))
+    assert exported("since", since_export_id=first) == {done[2]}
+
+
+def test_manifest_counts_and_checksums_equal_the_database_and_the_files(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id = reviewed["project"]["id"]
+    export = run_export(project_id, "webdataset", tmp_path / "wds", options=ExportOptions(shard_size=2))
+    assert export.status == "done", export.error
+    manifest = json.loads((tmp_path / "wds" / "manifest.json").read_text())
+    assert manifest == export.manifest
+    # The database's own count: current labels in the exported states, non-sensitive, applicable.
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        spec = taxonomy.spec_of(taxonomy.current_version(session, project))
+        include_sensitive = projects.settings_of(project).include_sensitive
+        rows = session.execute(
+            select(Label.subject_id, Category.key, Label.value)
+            .join(Category, Category.id == Label.category_id)
+            .where(Label.state.in_(["verified", "gold"]))
+        ).all()
+    by_subject: dict[int, dict[str, Any]] = {}
+    for subject_id, key, value in rows:
+        if include_sensitive or not spec.category(key).sensitive:
+            by_subject.setdefault(subject_id, {})[key] = value
+    labels = sum(
+        len({c.full_key for c in spec.applicable_categories(values)} & set(values))
+        for values in by_subject.values()
+    )
+    assert manifest["counts"]["samples"] == manifest["counts"]["subjects"] == len(by_subject) == REVIEWED
+    assert manifest["counts"]["labels"] == labels
+    assert manifest["counts"]["parts"] == 2 and manifest["shards"] == ["00000.tar", "00001.tar"]
+    on_disk = {str(p.relative_to(tmp_path / "wds")) for p in (tmp_path / "wds").rglob("*") if p.is_file()} - {
+        "manifest.json"
+    }
+    assert set(manifest["files"]) == on_disk
+    for name, meta in manifest["files"].items():
+        data = (tmp_path / "wds" / name).read_bytes()
+        assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert manifest["snapshot"]["label_event_high_water"] > 0
+    assert manifest["taxonomy"]["name"] == "human-v1"

@@ -1,0 +1,151 @@
+"""WebDataset shards: read back by webdataset and Hugging Face datasets, safe to extract, and
+byte-identical when a killed export is resumed."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+
+from server.captions.tokens import context_tokens
+from server.core import runtime
+from server.exports import service, writers
+from server.exports.schemas import ExportOptions
+from server.orm.exports import Export, ExportPart
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
+
+
+def _shards(out: Path) -> list[str]:
+    return sorted(str(p) for p in out.glob("*.tar"))
+
+
+@sqlite_only
+def test_shards_read_back_with_webdataset_and_hugging_face_datasets(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    import datasets
+    import pyarrow.parquet as pq
+    import webdataset as wds
+
+    out = tmp_path / "wds"
+    export = run_export(reviewed["project"]["id"], "webdataset", out, options=ExportOptions(shard_size=2))
+    assert export.status == "done", export.error
+    samples = list(wds.WebDataset(_shards(out), shardshuffle=False).decode("pil"))
+    assert [s["__key__"] for s in samples] == [f"{i:010d}" for i in reviewed["reviewed"]]
+    for sample in samples:
+        assert set(sample) - {"__key__", "__url__", "__local_path__"} == {"jpg", "txt", "json"}
+        assert isinstance(sample["jpg"], Image.Image) and sample["jpg"].size == (384, 512)
+        assert sample["txt"] == sample["json"]["caption"] and sample["txt"].startswith("a ")
+        assert context_tokens(sample["txt"]) <= 77
+        assert sample["json"]["regions"]["top"]["color"]["decided_by"] == "person"
+        assert sample["json"]["regions"]["top"]["color"]["state"] == "verified"
+        assert sample["json"]["regions"]["top"]["color"]["model_version"]
+        assert [g["group"] for g in sample["json"]["groups"]][:2] == ["identity", "body_shape"]
+    # The per-shard parquet index points at each sample's image inside the tar.
+    for shard in _shards(out):
+        index = pq.read_table(shard.replace(".tar", ".parquet")).to_pylist()
+        raw = Path(shard).read_bytes()
+        with tarfile.open(shard) as tar:
+            for row in index:
+                member = tar.getmember(row["image"])
+                assert member.offset == row["offset"] and member.size == row["size"]
+                assert raw[member.offset_data : member.offset_data + 2] == b"\xff\xd8"
+
+    hf = datasets.load_dataset(
+        "webdataset", data_files={"train": _shards(out)}, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert hf.num_rows == REVIEWED
+    assert sorted(hf.column_names) == ["__key__", "__url__", "jpg", "json", "txt"]
+    assert hf[0]["txt"] == samples[0]["txt"] and hf[0]["jpg"].size == (384, 512)
+    assert hf[0]["json"]["subject_id"] == reviewed["reviewed"][0]
+
+
+@sqlite_only
+def test_every_shard_extracts_inside_its_target_with_the_data_filter(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "wds"
+    run_export(reviewed["project"]["id"], "webdataset", out, options=ExportOptions(shard_size=1))
+    assert len(_shards(out)) == REVIEWED
+    for shard in _shards(out):
+        target = tmp_path / "extract" / Path(shard).stem
+        target.mkdir(parents=True)
+        with tarfile.open(shard) as tar:
+            members = tar.getmembers()
+            assert all(m.isreg() and "/" not in m.name and ".." not in m.name for m in members)
+            assert all((m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "") for m in members)
+            tar.extractall(target, filter="data")
+        extracted = [p for p in (tmp_path / "extract").rglob("*") if p.is_file()]
+        assert all(p.resolve().is_relative_to(target.resolve()) for p in extracted if p.parent == target)
+        assert sorted(p.name for p in target.iterdir()) == sorted(m.name for m in members)
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_export_resumed_keeps_complete_parts_and_writes_identical_files(
+    reviewed: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "wds"
+    real = writers.PART_WRITERS["webdataset"]
+
+    def dies_on_the_second_part(ctx: Any, index: int, records: Any) -> Any:
+        if index == 1:
+            # The worker dies mid-write: a temporary file is left behind, nothing is renamed.
+            (out / "00001.tar.tmp").write_bytes(b"half a shard")
+            raise RuntimeError("worker killed")
+        return real(ctx, index, records)
+
+    monkeypatch.setitem(writers.PART_WRITERS, "webdataset", dies_on_the_second_part)
+    run_export(reviewed["project"]["id"], "webdataset", out, options=ExportOptions(shard_size=2))
+    with runtime.database().session_scope() as session:
+        export = session.scalars(select(Export)).one()
+        export_id = export.id
+        assert export.status == "failed" and "worker killed" in (export.error or "")
+    assert not (out / "manifest.json").exists()  # nothing looks complete
+    assert not (out / "00001.tar").exists()
+    kept = (out / "00000.tar").stat().st_mtime_ns
+
+    monkeypatch.setitem(writers.PART_WRITERS, "webdataset", real)
+    with runtime.database().session_scope() as session:
+        service.resume(session, service.get_by_id(session, export_id))
+    with runtime.database().session_scope() as session:
+        assert service.get_by_id(session, export_id).status == "done"
+    assert (out / "00000.tar").stat().st_mtime_ns == kept  # verified by checksum and kept
+    resumed = _files(out)
+    assert "00001.tar" in resumed and "00001.tar.tmp" not in resumed
+
+    # The same snapshot written again from nothing gives the same bytes, file for file.
+    for path in out.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    with runtime.database().session_scope() as session:
+        session.execute(update(ExportPart).where(ExportPart.export_id == export_id).values(status="pending"))
+        session.execute(update(Export).where(Export.id == export_id).values(status="failed"))
+    with runtime.database().session_scope() as session:
+        service.resume(session, service.get_by_id(session, export_id))
+    assert _files(out) == resumed
+
+
+@sqlite_only
+def test_a_part_whose_file_was_damaged_is_rewritten_on_resume(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "wds"
+    export = run_export(reviewed["project"]["id"], "webdataset", out, options=ExportOptions(shard_size=2))
+    good = (out / "00000.tar").read_bytes()
+    (out / "00000.tar").write_bytes(good[:-512])
+    with runtime.database().session_scope() as session:
+        session.execute(update(Export).where(Export.id == export.id).values(status="failed"))
+    with runtime.database().session_scope() as session:
+        service.resume(session, service.get_by_id(session, export.id))
+    assert (out / "00000.tar").read_bytes() == good
+    with tarfile.open(fileobj=io.BytesIO(good)) as tar:
+        assert {json.loads(tar.extractfile(m).read())["key"] for m in tar if m.name.endswith(".json")}  # type: ignore[union-attr]
