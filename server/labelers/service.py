@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.core.errors import NotFound
+from server.core.errors import Conflict, NotFound
 from server.core.time import utcnow
 from server.orm import ModelVersion, Project
 from server.orm.enums import ModelStatus
@@ -66,4 +66,38 @@ def version_of(session: Session, project_id: int, version_id: int) -> ModelVersi
     version = session.get(ModelVersion, version_id)
     if version is None or version.project_id != project_id:
         raise NotFound("no such model version")
+    return version
+
+
+def promote(session: Session, project: Project, version: ModelVersion) -> ModelVersion | None:
+    """Make `version` the project's active labeler; the active one it replaces is retired.
+
+    Returns the version it replaced. Re-labelling and re-routing are the caller's (a round's or a
+    rollback's) next step.
+    """
+    if version.project_id != project.id:
+        raise NotFound("no such model version")
+    previous = None
+    for other in session.scalars(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project.id, ModelVersion.status == ModelStatus.active.value
+        )
+    ):
+        if other.id != version.id:
+            other.status = ModelStatus.retired.value
+            previous = other
+    version.status = ModelStatus.active.value
+    version.promoted_at = utcnow()
+    session.flush()
+    return previous
+
+
+def rollback(session: Session, project: Project, version_id: int) -> ModelVersion:
+    """Bring back a version that was active before (a lead's undo of a promotion)."""
+    version = version_of(session, project.id, version_id)
+    if version.status not in (ModelStatus.retired.value, ModelStatus.active.value):
+        raise Conflict(
+            f"model version {version_id} was never promoted ({version.status})", code="not_promotable"
+        )
+    promote(session, project, version)
     return version

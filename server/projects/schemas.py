@@ -92,6 +92,29 @@ class ReviewSettings(BaseModel):
         return self
 
 
+class FlywheelSettings(BaseModel):
+    """How rounds train, judge and route (server.flywheel)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eval_set_size: int = Field(default=200, ge=0, le=100_000, description="subjects reserved for I_e")
+    min_support: int = Field(
+        default=30, ge=1, description="evaluation answers a category needs to be trusted"
+    )
+    target_precision: float = Field(
+        default=0.98, gt=0, le=1, description="precision the per-category confidence cut aims at"
+    )
+    promotion_margin: float = Field(
+        default=0.02, ge=0, le=1, description="the most any category's accuracy may fall in a promotion"
+    )
+    auto_round_after: int = Field(
+        default=0, ge=0, description="start a round after this many newly verified subjects (0: never)"
+    )
+    round_every_hours: float | None = Field(default=None, gt=0, description="a scheduled round (None: off)")
+    trainer: Literal["heads", "vqa_lora"] = "heads"
+    train_options: dict[str, float | int | str] = Field(default_factory=dict)
+
+
 class ProjectSettings(BaseModel):
     """What a lead tunes per project. Stored as JSON on the project, validated here."""
 
@@ -104,6 +127,7 @@ class ProjectSettings(BaseModel):
     default_trust_threshold: float = Field(default=0.85, gt=0, le=1)
     audit_share: float = Field(default=0.05, ge=0, le=1)
     include_sensitive: bool = False
+    flywheel: FlywheelSettings = FlywheelSettings()
 
 
 class ProjectCreate(BaseModel):
