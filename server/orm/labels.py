@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.orm.base import Base, BigId, CreatedMixin, IdMixin, Json
@@ -50,6 +50,14 @@ class Label(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("subject_id", "category_id"),
         Index("ix_labels_category_state", "category_id", "state"),
+        # The dashboard's "verified" stage: subjects with a label a person decided, index-only.
+        Index(
+            "ix_labels_decided",
+            "category_id",
+            "subject_id",
+            postgresql_where=text("state IN ('verified', 'gold')"),
+            sqlite_where=text("state IN ('verified', 'gold')"),
+        ),
     )
 
     subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id", ondelete="CASCADE"))

@@ -183,7 +183,75 @@ def _seed(base: str) -> dict[str, Any]:
             time.sleep(0.3)
         masks = _store_masks(project["id"], names) if name == "review" else 0
         out["projects"][name] = {"id": project["id"], "people": len(files), "masks": masks}
+    out["board"] = _seed_board(base, admin, seed)
     return out
+
+
+# Project "board": the data lead's dashboard (web/e2e/dashboard.spec.ts) with work to show: a
+# lead, an annotator who reviewed some subjects, and a finished export.
+LEAD = {"email": "lead@example.com", "password": "e2e lead password"}
+BOARD_ANNOTATOR = "ann4@example.com"
+BOARD_PEOPLE, BOARD_EVAL, BOARD_REVIEWED = 8, 3, 6
+
+
+def _review(base: str, email: str, password: str, project_id: int, n: int) -> None:
+    """Sign in as `email` and submit the next `n` assignments, accepting the pre-filled values."""
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=120) as http:
+        login = http.post("/auth/login", json={"email": email, "password": password})
+        login.raise_for_status()
+        http.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        for i in range(n):
+            assignment = http.post(f"/projects/{project_id}/assignments/next")
+            if assignment.status_code != 200:
+                raise SystemExit(f"board: no assignment for {email}: {assignment.status_code}")
+            body = assignment.json()
+            answers = [
+                {"category_id": c["id"], "value": c["label"]["value"], "label_version": c["label"]["version"]}
+                for c in body["categories"]
+                if c["label"] is not None
+            ]
+            lead_time = 4000 + 1000 * i
+            submit = {"client_id": f"e2e-board-{email}-{i}", "answers": answers, "lead_time_ms": lead_time}
+            response = http.post(f"/assignments/{body['id']}/submit", json=submit)
+            if response.status_code != 200:
+                raise SystemExit(f"board: submit {response.status_code} {response.text[:300]}")
+
+
+def _seed_board(base: str, admin: _Client, seed: int) -> dict[str, Any]:
+    project = admin.call("POST", "/projects", 201, json={"name": "E2E board", "slug": "e2e-board"})
+    pid = project["id"]
+    settings = admin.call("GET", f"/projects/{pid}", 200)["settings"]
+    settings["review"]["gold_share"] = 0
+    admin.call("PUT", f"/projects/{pid}/settings", 200, json=settings)
+    people = ((LEAD["email"], LEAD["password"], "lead"), (BOARD_ANNOTATOR, PASSWORD, "annotator"))
+    for email, password, role in people:
+        admin.call("POST", "/users", 201, json={"email": email, "password": password})
+        admin.call("POST", f"/projects/{pid}/members", 201, json={"email": email, "role": role})
+    files = [
+        ("files", (f"board-{seed + i}.png", _person_png(seed + i), "image/png"))
+        for i in range(1, 1 + BOARD_PEOPLE)
+    ]
+    admin.call("POST", f"/projects/{pid}/uploads", 202, files=files)
+    # An evaluation set (served first), answered with the rest, so that a round has figures.
+    admin.call("POST", f"/projects/{pid}/eval-set", 200, json={"size": BOARD_EVAL})
+    _review(base, BOARD_ANNOTATOR, PASSWORD, pid, BOARD_REVIEWED)
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=120) as http:
+        login = http.post("/auth/login", json=LEAD)
+        login.raise_for_status()
+        http.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        round_ = http.post(f"/projects/{pid}/rounds", json={"trigger": "manual"})
+        if round_.status_code != 202:
+            raise SystemExit(f"board: round {round_.status_code} {round_.text[:300]}")
+        export = http.post(f"/projects/{pid}/exports", json={"format": "jsonl"})
+        if export.status_code != 202:
+            raise SystemExit(f"board: export {export.status_code} {export.text[:300]}")
+    return {
+        "id": pid,
+        "people": BOARD_PEOPLE,
+        "reviewed": BOARD_REVIEWED,
+        "lead": LEAD,
+        "annotator": BOARD_ANNOTATOR,
+    }
 
 
 def main() -> None:

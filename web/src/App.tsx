@@ -1,10 +1,15 @@
-import { useEffect } from "react";
+import { lazy, Suspense, useEffect } from "react";
 import { TopBar } from "./components/TopBar";
 import { match, navigate, useLocation } from "./router";
+import { isSection } from "./features/dashboard/sections";
+import { InvitePage } from "./routes/InvitePage";
 import { LoginPage } from "./routes/LoginPage";
 import { ProjectsPage } from "./routes/ProjectsPage";
 import { ReviewPage } from "./routes/ReviewPage";
 import { useSession } from "./session";
+
+// The dashboard and its charting library load only when a lead opens it, not on the review screen.
+const DashboardPage = lazy(() => import("./routes/DashboardPage").then((m) => ({ default: m.DashboardPage })));
 
 export function App() {
   const { pathname, search } = useLocation();
@@ -12,7 +17,7 @@ export function App() {
   const route = match(pathname, search);
 
   useEffect(() => {
-    if (state.status === "anonymous" && route.page !== "login") {
+    if (state.status === "anonymous" && route.page !== "login" && route.page !== "invite") {
       const here = pathname + (search.size > 0 ? `?${search}` : "");
       navigate(here === "/" ? "/login" : `/login?next=${encodeURIComponent(here)}`, { replace: true });
     } else if (state.status === "signed_in" && route.page === "login") {
@@ -31,6 +36,7 @@ export function App() {
       </main>
     );
   }
+  if (route.page === "invite") return <InvitePage token={route.token} />;
   if (route.page === "login" || state.status === "anonymous") return <LoginPage />;
   switch (route.page) {
     case "projects":
@@ -46,14 +52,29 @@ export function App() {
           <ReviewPage projectId={route.projectId} />
         </div>
       );
+    case "dashboard":
+      if (isSection(route.section)) {
+        return (
+          <div className="shell">
+            <Suspense fallback={<main className="page muted">loading…</main>}>
+              <DashboardPage projectId={route.projectId} section={route.section} />
+            </Suspense>
+          </div>
+        );
+      }
+      return <NotFound />;
     default:
-      return (
-        <div className="shell">
-          <TopBar />
-          <main className="page">
-            <p>No page here. <a href="/">Projects</a></p>
-          </main>
-        </div>
-      );
+      return <NotFound />;
   }
+}
+
+function NotFound() {
+  return (
+    <div className="shell">
+      <TopBar />
+      <main className="page">
+        <p>No page here. <a href="/">Projects</a></p>
+      </main>
+    </div>
+  );
 }

@@ -30,6 +30,8 @@ export type Route =
   | { page: "login"; next: string | null }
   | { page: "projects" }
   | { page: "review"; projectId: number }
+  | { page: "dashboard"; projectId: number; section: string }
+  | { page: "invite"; token: string }
   | { page: "not_found" };
 
 export function match(pathname: string, search: URLSearchParams): Route {
@@ -37,6 +39,10 @@ export function match(pathname: string, search: URLSearchParams): Route {
   if (pathname === "/" || pathname === "") return { page: "projects" };
   const review = /^\/projects\/(\d+)\/review\/?$/.exec(pathname);
   if (review?.[1]) return { page: "review", projectId: Number(review[1]) };
+  const dashboard = /^\/projects\/(\d+)\/dashboard(?:\/([a-z]+))?\/?$/.exec(pathname);
+  if (dashboard?.[1]) return { page: "dashboard", projectId: Number(dashboard[1]), section: dashboard[2] ?? "funnel" };
+  const invite = /^\/invite\/([A-Za-z0-9_-]+)$/.exec(pathname);
+  if (invite?.[1]) return { page: "invite", token: invite[1] };
   return { page: "not_found" };
 }
 

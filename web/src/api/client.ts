@@ -112,3 +112,21 @@ export async function refreshCsrfToken(): Promise<void> {
   const body = (await response.json()) as { csrf_token: string };
   setCsrfToken(body.csrf_token);
 }
+
+export async function del(path: string): Promise<void> {
+  await request("DELETE", path);
+}
+
+/** A multipart POST (file uploads): the browser sets the boundary; the CSRF header as on any write. */
+export async function postForm<T>(path: string, form: FormData): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (csrfToken !== null) headers["X-CSRF-Token"] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(API + path, { method: "POST", headers, credentials: "same-origin", body: form });
+  } catch (error) {
+    throw new NetworkError(error instanceof Error ? error.message : String(error));
+  }
+  if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+  return (await response.json()) as T;
+}

@@ -1,6 +1,6 @@
 // The routes the UI calls, typed. Paths are relative to /api/v1.
 import { get, post, setCsrfToken } from "./client";
-import type { Assignment, LoginOut, Me, Project, QueueStats, SubmitIn, SubmitOut } from "./types";
+import type { Assignment, CaptionOut, LoginOut, Me, Project, QueueStats, SubmitIn, SubmitOut, Value } from "./types";
 
 export async function login(email: string, password: string): Promise<LoginOut> {
   const out = (await post<LoginOut>("/auth/login", { email, password })) as LoginOut;
@@ -47,3 +47,11 @@ export const submit = (id: number, body: SubmitIn): Promise<SubmitOut | null> =>
   post<SubmitOut>(`/assignments/${id}/submit`, body);
 
 export const undo = (id: number): Promise<Assignment | null> => post<Assignment>(`/assignments/${id}/undo`, {});
+
+/** The caption that draft answers would give (composed and trimmed by the server; stores nothing). */
+export const captionPreview = (
+  projectId: number,
+  subjectId: number,
+  values: Record<string, Value>,
+): Promise<CaptionOut | null> =>
+  post<CaptionOut>(`/projects/${projectId}/subjects/${subjectId}/caption/preview`, { values });

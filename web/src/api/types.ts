@@ -142,3 +142,11 @@ export interface ErrorBody {
   current?: LabelState[];
   [extra: string]: unknown;
 }
+
+/** A subject's caption: CosmicMan-style, trimmed to CLIP's 77 tokens (server/captions). */
+export interface CaptionOut {
+  caption: string;
+  tokens: number;
+  trimmed: boolean;
+  values: Record<string, Value>;
+}

@@ -1,4 +1,4 @@
-import { navigate } from "../router";
+import { navigate, useLocation } from "../router";
 import { useOutboxState, useSession } from "../session";
 
 /** Brand, where you are, what is not saved yet, and who you are. */
@@ -18,6 +18,7 @@ export function TopBar({ title }: { title?: string }) {
         Annotate <span className="brand__accent">Anyone</span>
       </a>
       {title && <span className="topbar__title">{title}</span>}
+      {me && <ProjectLinks />}
       <span className="topbar__spacer" />
       {outbox && <SaveStatus />}
       {me && (
@@ -57,5 +58,38 @@ function SaveStatus() {
       {detail && <span className="save__detail"> · {detail}</span>}
       {refused > 0 && <span className="save__detail"> · {refused} refused by the server</span>}
     </span>
+  );
+}
+
+/** Inside a project: its review queue, and its dashboard for reviewers, leads and admins. */
+function ProjectLinks() {
+  const { state } = useSession();
+  const { pathname } = useLocation();
+  const found = /^\/projects\/(\d+)\//.exec(pathname);
+  if (!found?.[1] || state.status !== "signed_in") return null;
+  const id = Number(found[1]);
+  const role = state.me.memberships.find((m) => m.project_id === id)?.role;
+  if (!state.me.user.is_admin && role !== "reviewer" && role !== "lead" && role !== "admin") return null;
+  const links = [
+    { href: `/projects/${id}/review`, label: "Review", current: pathname.includes("/review") },
+    { href: `/projects/${id}/dashboard`, label: "Dashboard", current: pathname.includes("/dashboard") },
+  ];
+  return (
+    <nav className="topbar__nav" aria-label="project">
+      {links.map((link) => (
+        <a
+          key={link.href}
+          href={link.href}
+          className={"button button--quiet" + (link.current ? " topbar__nav--current" : "")}
+          data-testid={`topbar-${link.label.toLowerCase()}`}
+          onClick={(event) => {
+            event.preventDefault();
+            navigate(link.href);
+          }}
+        >
+          {link.label}
+        </a>
+      ))}
+    </nav>
   );
 }
