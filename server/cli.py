@@ -18,6 +18,9 @@ import click
 from server.core import runtime
 from server.core.config import Settings, ensure_secret, get_settings
 from server.core.errors import DomainError
+from server.exports.cli import export as export_command
+from server.flywheel import cli as flywheel_cli
+from server.interchange.cli import import_labelstudio as import_labelstudio_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,17 +135,52 @@ def _demo_project(settings: Settings, count: int, seed: int, slug: str) -> tuple
 @click.option("--seed", default=0, show_default=True)
 @click.option("--slug", default="demo", show_default=True, help="the demo project's slug")
 @click.option("--wait/--no-wait", default=False, help="wait until the images are ingested and analysed")
-def demo(count: int, seed: int, slug: str, wait: bool) -> None:
-    """Create a demo project of synthetic people (ground truth kept in a sidecar file)."""
+@click.option("--simulate", "rounds", default=0, help="run R flywheel rounds with simulated annotators")
+@click.option("--batch", default=100, show_default=True, help="new people per simulated round")
+def demo(count: int, seed: int, slug: str, wait: bool, rounds: int, batch: int) -> None:
+    """Create a demo project of synthetic people (ground truth kept in a sidecar file).
+
+    With --simulate R, a second project (`<slug>-flywheel`, the taxonomy cut to what the drawings
+    show) runs R flywheel rounds: new people arrive, a simulated annotator works the real queue
+    from the ground truth, a round trains, is judged and re-routes."""
     from server.worker import install_job_sender
 
     settings = get_settings()
-    _prepare(settings)
+    admin_email, _ = _prepare(settings)
     install_job_sender()
+    if rounds:
+        _simulate(settings, admin_email, f"{slug}-flywheel", rounds, batch, seed)
+        return
     project_id, created = _demo_project(settings, count, seed, slug)
     click.echo(f"demo project {slug} (id {project_id}) " + ("created; ingesting" if created else "exists"))
     if wait:
         _wait_ready(project_id, count, timeout=600)
+
+
+def _simulate(settings: Settings, admin_email: str, slug: str, rounds: int, batch: int, seed: int) -> None:
+    from server.auth import repository as auth_repository
+    from server.demo import simulate
+
+    with runtime.database().session_scope() as session:
+        admin = auth_repository.user_by_email(session, admin_email)
+        assert admin is not None
+        admin_id = admin.id
+    eval_size = min(100, max(1, batch // 4))
+    project_id = simulate.create_project(admin_id, slug, eval_size=eval_size, audit_share=0.1)
+    click.echo(f"flywheel demo project {slug} (id {project_id}): {rounds} rounds of {batch} people")
+    for summary in simulate.run_rounds(
+        project_id,
+        admin_id,
+        settings.source_roots[0],
+        rounds=rounds,
+        batch=batch,
+        seed=seed,
+        eval_size=eval_size,
+    ):
+        click.echo(
+            f"round {summary['round']}: {summary['status']}; {summary['human_decisions']} fields decided "
+            f"by people for {summary['images']} new images; {'; '.join(map(str, summary['reasons']))}"
+        )
 
 
 def _wait_ready(project_id: int, count: int, timeout: float) -> None:
@@ -317,6 +355,11 @@ def run(demo_count: int) -> None:
     finally:
         stop()
 
+
+main.add_command(export_command)
+main.add_command(import_labelstudio_command)
+main.add_command(flywheel_cli.round_group)
+main.add_command(flywheel_cli.eval_set)
 
 if __name__ == "__main__":
     main()

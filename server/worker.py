@@ -28,6 +28,10 @@ TASK_MODULES = [
     "server.sources.tasks",
     "server.prelabel.tasks",
     "server.operations.tasks",
+    "server.flywheel.tasks",
+    "server.exports.tasks",
+    "server.dashboard.tasks",
+    "server.webhooks.tasks",
     # The GPU queue's tasks, so that one embedded worker can serve both queues; they import
     # torch only when a batch arrives.
     "workers.tasks",
@@ -40,6 +44,10 @@ app.conf.include = TASK_MODULES
 app.conf.task_always_eager = _settings.jobs_eager
 app.conf.beat_schedule = {
     "reconcile": {"task": tasknames.RECONCILE, "schedule": _settings.reconciler.interval_seconds},
+    # Rounds that are due: enough newly verified subjects, or a project's schedule.
+    "flywheel-due-rounds": {"task": tasknames.FLYWHEEL_DUE_ROUNDS, "schedule": 60.0},
+    # The funnels of large projects, so that their dashboard reads one row (server.dashboard).
+    "dashboard-funnels": {"task": tasknames.DASHBOARD_STORE_FUNNELS, "schedule": 60.0},
 }
 app.conf.beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
 

@@ -8,3 +8,15 @@ DISPATCH_ANALYZE = "cpu.pipeline.analyze"
 DISPATCH_EMBED = "cpu.pipeline.embed"
 DISPATCH_PRELABEL = "cpu.pipeline.prelabel"
 RECONCILE = "cpu.reconcile"
+# Exports: freeze a snapshot's subjects and plan parts; write one part; merge and write the manifest.
+EXPORT_PLAN = "cpu.export.plan"
+EXPORT_PART = "cpu.export.part"
+EXPORT_FINISH = "cpu.export.finish"
+# The flywheel: build a round's training job, re-label after a promotion, start due rounds (beat).
+FLYWHEEL_ROUND = "cpu.flywheel.round"
+FLYWHEEL_RELABEL = "cpu.flywheel.relabel"
+FLYWHEEL_DUE_ROUNDS = "cpu.flywheel.due_rounds"
+# Webhooks: send one delivery (claim, POST outside any transaction, record).
+WEBHOOK_DELIVER = "cpu.webhooks.deliver"
+# The dashboard: count and store the funnels of large projects (beat, every minute).
+DASHBOARD_STORE_FUNNELS = "cpu.dashboard.store_funnels"

@@ -2,6 +2,7 @@
 
 from server.orm.assignments import Assignment, GoldAnswer, Submission
 from server.orm.base import Base
+from server.orm.dashboard import DashboardFigure
 from server.orm.exports import Export, Snapshot
 from server.orm.flywheel import EvalSetMember, Round
 from server.orm.identity import ApiToken, AuthSession, Invite, LoginAttempt, User
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "Category",
     "CategoryValue",
+    "DashboardFigure",
     "Embedding",
     "EvalSetMember",
     "Export",

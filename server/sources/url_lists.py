@@ -7,6 +7,7 @@ egress client only (`server.core.egress`): public http(s) addresses, capped in s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Iterator
@@ -50,10 +51,9 @@ def _csv(data: bytes, column: str) -> Iterator[str]:
     except UnicodeDecodeError as exc:
         raise BadRequest("the CSV file is not UTF-8", code="url_list_encoding") from exc
     dialect: type[csv.Dialect] = csv.excel
-    try:
+    # One column, or too little text to tell: commas.
+    with contextlib.suppress(csv.Error):
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",\t;")
-    except csv.Error:
-        pass  # one column, or too little text to tell: commas
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
     if reader.fieldnames is None or column not in reader.fieldnames:
         found = ", ".join(reader.fieldnames or []) or "none"

@@ -139,7 +139,7 @@ def _stored_files(env: dict[str, Any]) -> set[str]:
 class World:
     a: int
     b: int
-    ids_in_b: dict[str, int]  # path parameter -> an object of project B
+    ids_in_b: dict[str, int | str]  # path parameter -> an object of project B
     b_member_email: str
     b_lead: Api
 
@@ -170,6 +170,10 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
     hook = {"url": "https://hooks.example.com/bravo", "events": ["export.done"]}
     webhook = admin.post(f"/projects/{b}/webhooks", json=hook)
     assert webhook.status_code == 201, webhook.text
+    export = admin.post(f"/projects/{b}/exports", json={"format": "jsonl"})
+    assert export.status_code == 202, export.text
+    round_ = admin.post(f"/projects/{b}/rounds")
+    assert round_.status_code == 202, round_.text
     with runtime.database().session_scope() as session:
         assignment_id = session.scalar(select(Assignment.id).where(Assignment.project_id == b))
         subject = session.scalars(select(Subject).where(Subject.project_id == b)).first()
@@ -192,13 +196,16 @@ def world(env: dict[str, Any], client: TestClient, admin: Api) -> Iterator[World
             "subject_id": subject_id,
             "invite_id": invite.json()["id"],
             "webhook_id": webhook.json()["id"],
+            "export_id": export.json()["id"],
+            "round_id": round_.json()["id"],
+            "name": "manifest.json",
         },
         b_member_email=member_email,
         b_lead=Api(client, "bravo-lead@example.com"),
     )
 
 
-def _fill(route: Route, values: dict[str, int]) -> str:
+def _fill(route: Route, values: dict[str, int | str]) -> str:
     missing = [p for p in route.params if p not in values]
     assert not missing, (
         f"{route} takes {missing}: add an object of project B for it to the `world` fixture "
