@@ -26,7 +26,12 @@ def test_file_uris_and_plain_paths_decode_to_rgb(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("uri", "code"), [("s3://bucket/key.jpg", "unsupported_uri"), ("file://host/x.jpg", "unsupported_uri")]
+    ("uri", "code"),
+    [
+        ("gs://bucket/key.jpg", "unsupported_uri"),
+        ("https://example.com/x.jpg", "unsupported_uri"),
+        ("file://host/x.jpg", "unsupported_uri"),
+    ],
 )
 def test_uris_this_worker_cannot_read_are_typed_errors(uri: str, code: str) -> None:
     with pytest.raises(ImageLoadError) as error:

@@ -6,21 +6,25 @@ from typing import Any
 import pytest
 from celery import Celery
 
-import workers.tasks  # noqa: F401 - registers the GPU queue's shared tasks
+import workers.tasks  # registers the GPU queue's shared tasks
 from tests.workers.training.test_heads_trainer import _job
 from workers import contracts
 
 
 @pytest.fixture
-def eager_app() -> tuple[Celery, list[dict[str, Any]]]:
+def eager_app(monkeypatch: pytest.MonkeyPatch) -> tuple[Celery, list[dict[str, Any]]]:
+    """An eager app whose forwarding to the cpu queue is recorded, not run: the server's own
+    persist task (a shared task, in every app once the server's modules are imported) needs a
+    database this test does not have."""
     app = Celery("train-test", broker="memory://")
     app.conf.task_always_eager = True
     received: list[dict[str, Any]] = []
 
-    @app.task(name=contracts.PERSIST_TRAINING, shared=False)  # type: ignore[untyped-decorator]
-    def persist(payload: dict[str, Any]) -> None:
-        received.append(payload)
+    def forward(_app: Celery, task: str, result: contracts.Contract) -> None:
+        assert task == contracts.PERSIST_TRAINING
+        received.append(result.model_dump(mode="json"))
 
+    monkeypatch.setattr(workers.tasks, "_forward", forward)
     return app, received
 
 
