@@ -78,13 +78,9 @@ def count_subjects(session: Session, project_id: int) -> int:
     return int(session.scalar(select(func.count()).where(Subject.project_id == project_id)) or 0)
 
 
-def count_predictions(session: Session, project_id: int, model_version_id: int) -> int:
-    query = (
-        select(func.count())
-        .select_from(Prediction)
-        .join(Subject, Subject.id == Prediction.subject_id)
-        .where(Subject.project_id == project_id, Prediction.model_version_id == model_version_id)
-    )
+def count_predictions(session: Session, model_version_id: int) -> int:
+    """A model version belongs to one project, so its index alone answers (no join to subjects)."""
+    query = select(func.count()).select_from(Prediction).where(Prediction.model_version_id == model_version_id)
     return int(session.scalar(query) or 0)
 
 

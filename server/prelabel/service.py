@@ -414,7 +414,7 @@ def progress(session: Session, project: Project) -> dict[str, Any]:
         "stages": image_service.stage_counts(session, project.id),
         "active_model_version": {"id": version.id, "version": version.version},
         "subjects": repository.count_subjects(session, project.id),
-        "predictions": repository.count_predictions(session, project.id, version.id),
+        "predictions": repository.count_predictions(session, version.id),
         "embeddings": repository.count_embeddings(session, project.id),
     }
 
