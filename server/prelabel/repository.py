@@ -80,8 +80,8 @@ def count_subjects(session: Session, project_id: int) -> int:
 
 def count_predictions(session: Session, model_version_id: int) -> int:
     """A model version belongs to one project, so its index alone answers (no join to subjects)."""
-    query = select(func.count()).select_from(Prediction).where(Prediction.model_version_id == model_version_id)
-    return int(session.scalar(query) or 0)
+    query = select(func.count()).select_from(Prediction)
+    return int(session.scalar(query.where(Prediction.model_version_id == model_version_id)) or 0)
 
 
 def count_embeddings(session: Session, project_id: int) -> int:
