@@ -44,6 +44,7 @@ from server.orm.enums import ModelStatus
 from server.prelabel import service as prelabel
 from server.prelabel.categories import contract_categories, from_contract_value, normalise_distribution
 from server.projects.schemas import ProjectSettings
+from server.webhooks import service as webhooks
 from workers import contracts
 
 log = structlog.get_logger(__name__)
@@ -255,7 +256,7 @@ def build_training(session: Session, storage: ObjectStorage, round_id: int) -> c
     if leaked:  # the repository excludes them; this is the invariant, checked where it matters
         raise RuntimeError(f"evaluation subjects in a training set: {sorted(leaked)[:5]}")
     if not answers:
-        _finish(round_, "failed", error="no verified labels to train on")
+        _finish(session, round_, "failed", error="no verified labels to train on")
         return None
     base = settings.pipeline.backbone if trainer == "heads" else settings.pipeline.labeler
     images = repository.images_of_subjects(session, [*answers, *evaluation])
@@ -310,11 +311,24 @@ def build_training(session: Session, storage: ObjectStorage, round_id: int) -> c
     return job
 
 
-def _finish(round_: Round, status: str, *, error: str | None = None) -> None:
+def _finish(session: Session, round_: Round, status: str, *, error: str | None = None) -> None:
     round_.status = status
     round_.decision = status if status in ("promoted", "rejected") else None
     round_.error = error
     round_.finished_at = utcnow()
+    webhooks.emit(
+        session,
+        round_.project_id,
+        "round.finished",
+        {
+            "round_id": round_.id,
+            "number": round_.number,
+            "status": status,
+            "candidate_id": round_.candidate_id,
+            "reasons": [r.get("code") for r in round_.reasons if isinstance(r, dict)],
+            "error": error,
+        },
+    )
 
 
 def persist_training(session: Session, result: contracts.TrainResult) -> str:
@@ -327,7 +341,7 @@ def persist_training(session: Session, result: contracts.TrainResult) -> str:
     assert project is not None and candidate is not None
     if result.error is not None or result.model is None:
         candidate.status = ModelStatus.rejected.value
-        _finish(round_, "failed", error=(result.error or "training returned no model")[:2000])
+        _finish(session, round_, "failed", error=(result.error or "training returned no model")[:2000])
         return round_.status
     candidate.spec = result.model.model_dump(mode="json")
     _store_predictions(session, project, candidate.id, result.predictions)
@@ -352,11 +366,11 @@ def persist_training(session: Session, result: contracts.TrainResult) -> str:
     }
     if not promote:
         candidate.status = ModelStatus.rejected.value
-        _finish(round_, "rejected")
+        _finish(session, round_, "rejected")
         log.info("flywheel.round_rejected", round_id=round_.id, reasons=[r["code"] for r in reasons])
         return round_.status
     labelers.promote(session, project, candidate)
-    _finish(round_, "promoted")
+    _finish(session, round_, "promoted")
     relabel(session, project)
     log.info("flywheel.round_promoted", round_id=round_.id, macro=scored.get("macro_accuracy"))
     return round_.status

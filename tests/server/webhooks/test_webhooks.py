@@ -167,3 +167,26 @@ def test_only_leads_manage_webhooks(
     hook = {"url": "https://example.com/hook", "events": ["export.done"]}
     assert reviewer.post(f"/projects/{project['id']}/webhooks", json=hook).status_code == 403
     assert reviewer.get(f"/projects/{project['id']}/webhooks").status_code == 403
+
+
+def test_a_finished_export_and_a_finished_round_are_announced(
+    receiver: str, admin: Api, project: dict[str, Any]
+) -> None:
+    _no_gold(admin, project["id"])
+    _upload(admin, project["id"], 1)
+    events = {"url": receiver, "events": ["export.done", "round.finished"]}
+    assert admin.post(f"/projects/{project['id']}/webhooks", json=events).status_code == 201
+    export = admin.post(f"/projects/{project['id']}/exports", json={"format": "jsonl"})
+    assert export.status_code == 202, export.text
+    round_ = admin.post(f"/projects/{project['id']}/rounds")
+    assert round_.status_code == 202, round_.text
+    payloads = {json.loads(body)["event"]: json.loads(body)["data"] for _, body in _Receiver.received}
+    assert set(payloads) == {"export.done", "round.finished"}
+    assert payloads["export.done"]["export_id"] == export.json()["id"]
+    done = admin.get(f"/projects/{project['id']}/exports/{export.json()['id']}").json()
+    assert done["status"] == "done" and payloads["export.done"]["counts"] == done["counts"]
+    assert len(payloads["export.done"]["manifest_sha256"]) == 64
+    # Nothing verified yet: the round fails, and says so.
+    finished = payloads["round.finished"]
+    assert (finished["round_id"], finished["status"]) == (round_.json()["id"], "failed")
+    assert finished["error"] == "no verified labels to train on"
