@@ -14,6 +14,8 @@ from server.projects.deps import ProjectMember
 
 router = APIRouter(tags=["images"])
 
+# Ids are 64-bit rows: a larger filter value is refused here, not overflowed in the driver.
+MAX_ROW_ID = 2**63 - 1
 Stage = Literal["pooled", "filtered", "ready", "embedded", "prelabeled"]
 
 
@@ -22,8 +24,8 @@ def list_images(
     session: DbSession,
     access: ProjectMember,
     stage: Stage | None = None,
-    source_id: int | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    source_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ImageOut]:
     rows = repository.list_images(

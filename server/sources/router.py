@@ -15,6 +15,8 @@ from server.sources.schemas import FolderSourceCreate, IngestRunOut, RejectionOu
 router = APIRouter(tags=["sources"])
 
 MAX_FILES_PER_UPLOAD = 500
+# Ids are 64-bit rows: a larger filter value is refused here, not overflowed in the driver.
+MAX_ROW_ID = 2**63 - 1
 
 
 @router.post("/projects/{project_id}/sources", response_model=SourceOut, status_code=status.HTTP_201_CREATED)
@@ -103,8 +105,8 @@ def cancel_run(run_id: int, session: DbSession, access: ProjectLead) -> IngestRu
 def list_rejections(
     session: DbSession,
     access: ProjectMember,
-    run_id: int | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RejectionOut]:
     rows = repository.rejections(session, access.project.id, run_id, limit, after_id)
