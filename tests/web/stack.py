@@ -184,6 +184,8 @@ def _seed(base: str) -> dict[str, Any]:
         masks = _store_masks(project["id"], names) if name == "review" else 0
         out["projects"][name] = {"id": project["id"], "people": len(files), "masks": masks}
     out["board"] = _seed_board(base, admin, seed)
+    out["xss"] = _seed_xss(base, admin, seed + 100)
+    out["newuser"] = _seed_newuser(admin, seed + 200)
     return out
 
 
@@ -252,6 +254,191 @@ def _seed_board(base: str, admin: _Client, seed: int) -> dict[str, Any]:
         "lead": LEAD,
         "annotator": BOARD_ANNOTATOR,
     }
+
+
+# Project "xss" (web/e2e/xss.spec.ts): a script payload in every string a person can type, so
+# that the spec can visit every page showing them and see none run. Each payload calls
+# `__xss(<its id>)`, which the spec defines; CSP aside, running it is what the spec looks for.
+XSS_LEAD = {"email": "xsslead@example.com", "password": "e2e xss lead password"}
+XSS_ANNOTATOR = "ann5@example.com"
+XSS_PAYLOADS = [
+    "<script>MARK</script>",
+    "<img src=x onerror=MARK>",
+    "<svg onload=MARK>",
+    "javascript:MARK",
+    '"><img src=x onerror=MARK>',
+    "'><svg/onload=MARK>",
+    '{{constructor.constructor("MARK")()}}',
+    "${MARK}",
+    '<iframe srcdoc="<script>parent.MARK</script>"></iframe>',
+    '<a href="javascript:MARK">click</a>',
+    "</textarea></title><script>MARK</script>",
+    "<details open ontoggle=MARK>",
+    "\uff1cscript\uff1eMARK\uff1c/script\uff1e",
+    "\u202e<img src=x onerror=MARK>\u200b",
+    "<math><mtext><table><mglyph><style><img src=x onerror=MARK>",
+    "<style>@import 'javascript:MARK'</style>",
+    "data:text/html,<script>MARK</script>",
+]
+
+
+def xss_payload(index: int) -> str:
+    return XSS_PAYLOADS[index % len(XSS_PAYLOADS)].replace(
+        "MARK", f"__xss('x{index % len(XSS_PAYLOADS):02d}')"
+    )
+
+
+def _xss_taxonomy() -> str:
+    """A valid taxonomy whose every free-text field is a payload (JSON is YAML)."""
+    n = iter(range(1000))
+
+    def value(key: str) -> dict[str, Any]:
+        return {
+            "key": key,
+            "label": xss_payload(next(n)),
+            "caption": xss_payload(next(n)),
+            "prompts": [f"a photo of {key}"],
+        }
+
+    taxonomy = {
+        "name": "xss-v1",
+        "description": xss_payload(next(n)),
+        "caption_groups": [
+            {"key": "shot", "noun": "", "parsing_ids": [1, 2, 4]},
+            {"key": "top", "noun": xss_payload(next(n)), "parsing_ids": [4]},
+        ],
+        "regions": [
+            {
+                "key": "shot",
+                "name": xss_payload(next(n)),
+                "parsing_ids": [1, 2, 4],
+                "categories": [
+                    {
+                        "key": "type",
+                        "question": xss_payload(next(n)),
+                        "kind": "single",
+                        "caption": {"group": "shot", "role": "phrase"},
+                        "values": [value("full_body"), value("upper_body")],
+                    }
+                ],
+            },
+            {
+                "key": "top",
+                "name": xss_payload(next(n)),
+                "parsing_ids": [4],
+                "categories": [
+                    {
+                        "key": "color",
+                        "question": xss_payload(next(n)),
+                        "kind": "single",
+                        "caption": {"group": "top", "role": "attribute"},
+                        "values": [value("red"), value("blue"), value("green")],
+                    },
+                    {
+                        "key": "pattern",
+                        "question": xss_payload(next(n)),
+                        "kind": "multi",
+                        "caption": {"group": "top", "role": "attribute", "order": 1},
+                        "values": [value("plain"), value("striped")],
+                    },
+                ],
+            },
+        ],
+    }
+    return json.dumps(taxonomy, ensure_ascii=False)
+
+
+def _seed_xss(base: str, admin: _Client, seed: int) -> dict[str, Any]:
+    name = f"E2E xss {xss_payload(1)}"
+    project = admin.call(
+        "POST", "/projects", 201, json={"name": name, "slug": "e2e-xss", "description": xss_payload(0)}
+    )
+    pid = project["id"]
+    settings = admin.call("GET", f"/projects/{pid}", 200)["settings"]
+    settings["review"]["gold_share"] = 0
+    admin.call("PUT", f"/projects/{pid}/settings", 200, json=settings)
+    admin.call("POST", f"/projects/{pid}/taxonomy", 201, json={"yaml": _xss_taxonomy()})
+    people = (
+        (XSS_LEAD["email"], XSS_LEAD["password"], "lead", xss_payload(2)),
+        (XSS_ANNOTATOR, PASSWORD, "annotator", xss_payload(3)),
+    )
+    for email, password, role, display_name in people:
+        admin.call(
+            "POST", "/users", 201, json={"email": email, "password": password, "display_name": display_name}
+        )
+        admin.call("POST", f"/projects/{pid}/members", 201, json={"email": email, "role": role})
+    # One more project per payload, named by it, so that the project list shows every one.
+    names = []
+    for i in range(len(XSS_PAYLOADS)):
+        other = admin.call("POST", "/projects", 201, json={"name": xss_payload(i), "slug": f"e2e-xss-{i}"})
+        admin.call(
+            "POST", f"/projects/{other['id']}/members", 201, json={"email": XSS_LEAD["email"], "role": "lead"}
+        )
+        names.append(xss_payload(i))
+    # File names: images (stored as their original names) and a file refused at ingest.
+    files = [("files", (f"{xss_payload(i)}.png", _person_png(seed + i), "image/png")) for i in range(4)]
+    files.append(("files", (f"{xss_payload(4)}.png", b"not an image at all", "image/png")))
+    admin.call("POST", f"/projects/{pid}/uploads", 202, files=files)
+    # A URL list named by payloads whose URLs the run refuses: rejections named by payloads.
+    csv = "url\n" + "\n".join(f"javascript:__xss('u{i}')//{xss_payload(i)}" for i in range(5, 8)) + "\n"
+    form = {"name": xss_payload(5), "licence": xss_payload(6), "consent": xss_payload(7)}
+    source = admin.call(
+        "POST",
+        f"/projects/{pid}/sources/url-list",
+        201,
+        data=form,
+        files={"file": (f"{xss_payload(8)}.csv", csv.encode(), "text/csv")},
+    )
+    admin.call("POST", f"/projects/{pid}/sources/{source['id']}/runs", 202)
+    # Invite emails must be addresses (EmailStr): a payload is refused with 422, never stored.
+    refused = admin.http.post(f"/projects/{pid}/invites", json={"email": f"{xss_payload(9)}@example.com"})
+    # Webhooks: the UI shows none; a payload URL is refused or stored as an opaque string.
+    hook = admin.http.post(
+        f"/projects/{pid}/webhooks",
+        json={"url": f"https://hooks.example.com/{xss_payload(4)}", "events": ["export.done"]},
+    )
+    _review(base, XSS_ANNOTATOR, PASSWORD, pid, 2)
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=120) as http:
+        login = http.post("/auth/login", json=XSS_LEAD)
+        login.raise_for_status()
+        http.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        export = http.post(
+            f"/projects/{pid}/exports", json={"format": "jsonl", "filters": {"source_ids": None}}
+        )
+        if export.status_code != 202:
+            raise SystemExit(f"xss: export {export.status_code} {export.text[:300]}")
+    return {
+        "id": pid,
+        "name": name,
+        "lead": XSS_LEAD,
+        "annotator": {"email": XSS_ANNOTATOR, "password": PASSWORD},
+        "payloads": [xss_payload(i) for i in range(len(XSS_PAYLOADS))],
+        "project_names": names,
+        "invite_status": refused.status_code,
+        "webhook_status": hook.status_code,
+    }
+
+
+# Project "newuser" (web/e2e/newuser.spec.ts): a lead and a queue, nobody to work it yet; the
+# spec invites an annotator in the browser, who joins and reviews.
+NEWUSER_LEAD = {"email": "newlead@example.com", "password": "e2e new lead password"}
+NEWUSER_PEOPLE = 4
+
+
+def _seed_newuser(admin: _Client, seed: int) -> dict[str, Any]:
+    project = admin.call("POST", "/projects", 201, json={"name": "E2E new user", "slug": "e2e-newuser"})
+    pid = project["id"]
+    settings = admin.call("GET", f"/projects/{pid}", 200)["settings"]
+    settings["review"]["gold_share"] = 0
+    admin.call("PUT", f"/projects/{pid}/settings", 200, json=settings)
+    admin.call("POST", "/users", 201, json={**NEWUSER_LEAD, "display_name": "New Lead"})
+    admin.call("POST", f"/projects/{pid}/members", 201, json={"email": NEWUSER_LEAD["email"], "role": "lead"})
+    files = [
+        ("files", (f"newuser-{seed + i}.png", _person_png(seed + i), "image/png"))
+        for i in range(NEWUSER_PEOPLE)
+    ]
+    admin.call("POST", f"/projects/{pid}/uploads", 202, files=files)
+    return {"id": pid, "name": project["name"], "people": NEWUSER_PEOPLE, "lead": NEWUSER_LEAD}
 
 
 def main() -> None:
