@@ -9,7 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from server.core import runtime
@@ -45,3 +45,21 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("db.unavailable", error=str(exc.orig))
         body = {"error": "unavailable", "detail": "the database is unavailable; retry shortly"}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(DataError)
+    async def _does_not_fit(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold (an id beyond 64 bits, a string past its column):
+        # the request's fault, and nothing was written (the unit of work rolled back).
+        log.warning("db.value_out_of_range", error=str(exc.orig).splitlines()[0])
+        return JSONResponse(_OUT_OF_RANGE, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # SQLite's driver refuses an integer beyond 64 bits before the query runs.
+        if "SQLite INTEGER" in str(exc):
+            return JSONResponse(_OUT_OF_RANGE, status_code=422)
+        log.error("http.unhandled", error=repr(exc))
+        return JSONResponse({"error": "internal", "detail": "internal server error"}, status_code=500)
+
+
+_OUT_OF_RANGE = {"error": "out_of_range", "detail": "a value in the request is beyond what can be stored"}
