@@ -118,7 +118,8 @@ def prepare(n_subjects: int, n_annotators: int, n_categories: int, data_dir: Pat
 
     settings = get_settings()
     ensure_secret(settings)
-    settings.broker_folder().mkdir(parents=True, exist_ok=True)
+    if settings.uses_filesystem_broker:
+        settings.broker_folder().mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     _migrate(settings)
     log(f"migrate: {time.perf_counter() - start:.1f} s")
