@@ -149,8 +149,10 @@ def seed(samples: int) -> tuple[int, list[str]]:
                     "created_at": now,
                 }
             )
-        session.execute(insert(Image), images)
-        session.execute(insert(Subject), subjects)
+        # Through the connection: one executemany each (the ORM's bulk path ran a statement per
+        # row here).
+        session.connection().execute(insert(Image), images)
+        session.connection().execute(insert(Subject), subjects)
     label_id = event_id = prediction_id = 0
     with db.session_scope() as session:
         for start in range(0, samples, 2000):
@@ -206,9 +208,9 @@ def seed(samples: int) -> tuple[int, list[str]]:
                                 "created_at": now,
                             }
                         )
-            session.execute(insert(Prediction), predictions)
-            session.execute(insert(Label), labels)
-            session.execute(insert(LabelEvent), events)
+            session.connection().execute(insert(Prediction), predictions)
+            session.connection().execute(insert(Label), labels)
+            session.connection().execute(insert(LabelEvent), events)
     return project_id, keys
 
 

@@ -87,9 +87,16 @@ def _merge_ranks(path: Path | None = None) -> dict[tuple[str, str], int]:
     return ranks
 
 
+def plain_text(text: str) -> bool:
+    """Whether cleaning `text` only collapses its whitespace and lower-cases it: printable ASCII
+    without `&` is nothing ftfy repairs and no HTML entity (captions nearly always are)."""
+    return text.isascii() and text.isprintable() and "&" not in text
+
+
 def clean(text: str) -> str:
     """What CLIP reads of `text`: repaired, unescaped, whitespace collapsed, lower-case."""
-    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    if not plain_text(text):
+        text = html.unescape(html.unescape(ftfy.fix_text(text)))
     return " ".join(text.split()).lower()
 
 

@@ -10,9 +10,10 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-from server.captions.compose import compose
+from server.captions.compose import applicable_keys, compose
 from server.exports.repository import LabelAsOf, PredictionRow, SubjectRow
 from server.taxonomy.format import CategorySpec, TaxonomySpec
 
@@ -21,8 +22,7 @@ CAPTION_TOKENS = 77
 SHOT_GROUP = "shot"
 
 
-@dataclass(frozen=True)
-class LabelValue:
+class LabelValue(NamedTuple):
     value: Any
     state: str
     decided_by_person: bool
@@ -64,7 +64,8 @@ class _Category:
     key: str
     group: str | None
     position: int
-    words: dict[str, str]  # value key -> caption words (else label)
+    sensitive: bool
+    words: dict[str, str] | None  # value key -> caption words (else label); None for text
 
 
 class _SpecIndex:
@@ -83,34 +84,34 @@ class _SpecIndex:
                 key=category.key,
                 group=category.caption.group,
                 position=position,
-                words={v.key: v.caption or v.label or v.key for v in category.values},
+                sensitive=category.sensitive,
+                words=(
+                    None
+                    if category.kind == "text"
+                    else {v.key: v.caption or v.label or v.key for v in category.values}
+                ),
             )
-        referenced: set[str] = set()
-        for category in spec.categories():
-            if category.when is not None:
-                referenced |= category.when.referenced_categories()
-        self.referenced = sorted(referenced)
         self.groups = [g for g in spec.caption_groups if g.key != SHOT_GROUP]
         self.group_ids = [list(g.parsing_ids) for g in self.groups]
-        self._applicable: dict[str, frozenset[str]] = {}
 
     def applicable(self, values: Mapping[str, Any]) -> frozenset[str]:
-        """The taxonomy's applicable categories; they depend only on the values conditions read."""
-        memo = json.dumps([values.get(k) for k in self.referenced], default=str)
-        known = self._applicable.get(memo)
-        if known is None:
-            known = frozenset(c.full_key for c in self.spec.applicable_categories(values))
-            self._applicable[memo] = known
-        return known
+        """The taxonomy's applicable categories' full keys."""
+        return applicable_keys(self.spec, values)
 
     def words(self, full_key: str, value: Any) -> Any:
-        category = self.categories[full_key]
-        if value is None or category.spec.kind == "text":
-            return value
-        if isinstance(value, list):
-            return [self.words(full_key, v) for v in value]
-        lookup = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        return category.words.get(lookup, lookup)
+        return _words(self.categories[full_key], value)
+
+
+def _words(category: _Category, value: Any) -> Any:
+    words = category.words
+    if value is None or words is None:
+        return value
+    if value.__class__ is str:
+        return words.get(value, value)
+    if isinstance(value, list):
+        return [_words(category, v) for v in value]
+    lookup = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return words.get(lookup, lookup)
 
 
 _INDEXES: dict[int, _SpecIndex] = {}
@@ -123,6 +124,9 @@ def spec_index(spec: TaxonomySpec) -> _SpecIndex:
             _INDEXES.clear()
         index = _INDEXES[id(spec)] = _SpecIndex(spec)
     return index
+
+
+_position = itemgetter(0)
 
 
 def build_records(
@@ -138,66 +142,69 @@ def build_records(
 ) -> list[ExportRecord]:
     """`category_keys`: category id -> full key, for the snapshot's taxonomy version only."""
     index = spec_index(spec)
-    kept = {k for k, c in index.categories.items() if include_sensitive or not c.spec.sensitive}
-    by_subject: dict[int, list[tuple[str, LabelValue]]] = defaultdict(list)
-    for label in labels:
-        key = category_keys.get(label.category_id)
-        if key is None or key not in kept or label.state not in states:
+    kept: dict[int, _Category] = {}
+    for category_id, key in category_keys.items():
+        category = index.categories.get(key)
+        if category is not None and (include_sensitive or not category.sensitive):
+            kept[category_id] = category
+    wanted = frozenset(states)
+    names: dict[Any, str | None] = {None: None, **model_names}
+    new = tuple.__new__  # LabelValue's own __new__ is a Python function: a frame per label
+    by_subject: dict[int, list[tuple[int, str, LabelValue]]] = defaultdict(list)
+    for subject_id, category_id, value, state, user_id, model_id, confidence in labels:
+        category = kept.get(category_id)
+        if category is None or state not in wanted:
             continue
-        model = model_names.get(label.model_version_id) if label.model_version_id is not None else None
-        by_subject[label.subject_id].append(
-            (
-                key,
-                LabelValue(
-                    label.value, label.state, label.decided_by_user_id is not None, model, label.confidence
-                ),
-            )
-        )
+        label = new(LabelValue, (value, state, user_id is not None, names.get(model_id), confidence))
+        by_subject[subject_id].append((category.position, category.full_key, label))
     predicted: dict[int, dict[str, dict[str, tuple[Any, float]]]] = defaultdict(dict)
     for p in predictions:
-        key = category_keys.get(p.category_id)
-        if key is None or key not in kept:
+        category = kept.get(p.category_id)
+        if category is None:
             continue
         name = model_names.get(p.model_version_id, str(p.model_version_id))
-        predicted[p.subject_id].setdefault(name, {})[key] = (p.value, p.confidence)
+        predicted[p.subject_id].setdefault(name, {})[category.full_key] = (p.value, p.confidence)
     records = []
     for row in rows:
-        subject, image = row.subject, row.image
-        chosen = dict(sorted(by_subject.get(subject.id, []), key=lambda kv: index.categories[kv[0]].position))
+        said = by_subject.get(row.subject_id, [])
+        said.sort(key=_position)
+        values = {k: v.value for _, k, v in said}
         # A label whose `when` fails as of the snapshot (its parent changed) is not said.
-        applicable = index.applicable({k: v.value for k, v in chosen.items()})
-        chosen = {k: v for k, v in chosen.items() if k in applicable}
-        key = sample_key(subject.id)
+        applicable = index.applicable(values)
+        if applicable.issuperset(values):
+            chosen = {k: v for _, k, v in said}
+        else:
+            chosen = {k: v for _, k, v in said if k in applicable}
+            values = {k: v.value for k, v in chosen.items()}
+        key = sample_key(row.subject_id)
         records.append(
             ExportRecord(
                 key=key,
-                subject_id=subject.id,
-                image_name=f"{key}.{IMAGE_EXTENSIONS.get(image.mime, 'bin')}",
+                subject_id=row.subject_id,
+                image_name=f"{key}.{IMAGE_EXTENSIONS.get(row.mime, 'bin')}",
                 image={
-                    "id": image.id,
-                    "sha256": image.sha256,
-                    "width": image.width,
-                    "height": image.height,
-                    "mime": image.mime,
-                    "source_id": image.source_id,
-                    "licence": image.licence,
-                    "consent": image.consent,
-                    "quality": dict(image.quality or {}),
+                    "id": row.image_id,
+                    "sha256": row.sha256,
+                    "width": row.width,
+                    "height": row.height,
+                    "mime": row.mime,
+                    "source_id": row.source_id,
+                    "licence": row.licence,
+                    "consent": row.consent,
+                    "quality": dict(row.quality or {}),
                 },
                 subject={
-                    "index": subject.index,
-                    "bbox": subject.bbox,
-                    "shot_type": subject.shot_type,
-                    "detector_score": subject.detector_score,
-                    "analyzer_version": subject.analyzer_version,
+                    "index": row.subject_index,
+                    "bbox": row.bbox,
+                    "shot_type": row.shot_type,
+                    "detector_score": row.detector_score,
+                    "analyzer_version": row.analyzer_version,
                 },
                 labels=chosen,
-                predictions=predicted.get(subject.id, {}),
-                caption=caption_of(
-                    spec, {k: v.value for k, v in chosen.items()}, include_sensitive=include_sensitive
-                ),
-                storage_key=image.storage_key,
-                parsing_mask_key=subject.parsing_mask_key,
+                predictions=predicted.get(row.subject_id, {}),
+                caption=caption_of(spec, values, include_sensitive=include_sensitive),
+                storage_key=row.storage_key,
+                parsing_mask_key=row.parsing_mask_key,
             )
         )
     return records
@@ -206,12 +213,16 @@ def build_records(
 def attribute_groups(spec: TaxonomySpec, record: ExportRecord) -> list[dict[str, Any] | None]:
     """CosmicMan's aa_text: per caption group after the shot phrase, attribute -> words, or null."""
     index = spec_index(spec)
-    groups: dict[str, dict[str, Any]] = defaultdict(dict)
+    groups: dict[str, dict[str, Any]] = {}
     for key, label in record.labels.items():
         category = index.categories[key]
-        if category.group is None or category.group == SHOT_GROUP:
+        group = category.group
+        if group is None or group == SHOT_GROUP:
             continue
-        groups[category.group][category.key] = index.words(key, label.value)
+        attributes = groups.get(group)
+        if attributes is None:
+            attributes = groups[group] = {}
+        attributes[category.key] = _words(category, label.value)
     return [groups.get(g.key) or None for g in index.groups]
 
 
@@ -234,18 +245,22 @@ def attributes_document(
     regions: dict[str, dict[str, Any]] = {}
     for key, label in record.labels.items():
         category = index.categories[key]
-        regions.setdefault(category.region, {})[category.key] = {
+        region = regions.get(category.region)
+        if region is None:
+            region = regions[category.region] = {}
+        region[category.key] = {
             "value": label.value,
             "state": label.state,
             "decided_by": "person" if label.decided_by_person else "model",
             "model_version": label.model_version,
             "confidence": label.confidence,
         }
-    groups = []
-    for group, attributes, ids in zip(
-        index.groups, attribute_groups(spec, record), index.group_ids, strict=True
-    ):
-        groups.append({"group": group.key, "noun": group.noun, "attributes": attributes, "parsing_ids": ids})
+    groups = [
+        {"group": group.key, "noun": group.noun, "attributes": attributes, "parsing_ids": ids}
+        for group, attributes, ids in zip(
+            index.groups, attribute_groups(spec, record), index.group_ids, strict=True
+        )
+    ]
     return {
         "key": record.key,
         "subject_id": record.subject_id,
@@ -257,3 +272,131 @@ def attributes_document(
         "groups": groups,
         "snapshot": dict(snapshot),
     }
+
+
+# `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps(document: Any) -> str:
+    return _ENCODER.encode(document)
+
+
+class AttributesEncoder:
+    """`dumps(attributes_document(spec, record, snapshot))`, written faster: a label's JSON
+    depends on its category, value and provenance, which repeat across samples (a closed
+    vocabulary, few states and models), so each distinct one is encoded once; only the
+    confidence is written per label. Exports hold one per part."""
+
+    def __init__(self, spec: TaxonomySpec, snapshot: Mapping[str, Any]) -> None:
+        self.index = spec_index(spec)
+        self.snapshot = dumps(dict(snapshot))
+        self._labels: dict[tuple[object, ...], _Encoded] = {}
+        self._groups = [
+            (
+                group.key,
+                f'{{"group":{dumps(group.key)},"noun":{dumps(group.noun)},"attributes":',
+                f',"parsing_ids":{dumps(ids)}}}',
+            )
+            for group, ids in zip(self.index.groups, self.index.group_ids, strict=True)
+        ]
+
+    def encode(self, record: ExportRecord) -> str:
+        known = self._labels
+        regions: dict[str, list[str]] = {}
+        groups: dict[str, dict[str, str]] = {}
+        for full_key, label in record.labels.items():
+            value, state, by_person, model_version, confidence = label
+            hashable = value if value.__class__ is str else _hashable(value)
+            encoded: _Encoded | None = None
+            if hashable is not _UNHASHABLE:
+                key = (full_key, hashable, state, by_person, model_version)
+                encoded = known.get(key)
+                if encoded is None:
+                    encoded = known[key] = self._encoded(full_key, label)
+            if encoded is None:
+                encoded = self._encoded(full_key, label)
+            region, head, group, attribute, words = encoded
+            # `x - x == 0` holds for finite floats only: NaN and infinities go through json.
+            number = (
+                float.__repr__(confidence)
+                if confidence.__class__ is float and confidence - confidence == 0
+                else dumps(confidence)
+            )
+            said = regions.get(region)
+            if said is None:
+                said = regions[region] = []
+            said.append(head + number + "}")
+            if words is not None:
+                attributes = groups.get(group)
+                if attributes is None:
+                    attributes = groups[group] = {}
+                attributes[attribute] = words  # a later category of the same key wins, in place
+        head = dumps(
+            {
+                "key": record.key,
+                "subject_id": record.subject_id,
+                "caption": record.caption,
+                "person_type": person_type(record),
+                "image": record.image,
+                "subject": record.subject,
+            }
+        )
+        out = [head[:-1], ',"regions":{']
+        out.append(",".join(region + ",".join(said) + "}" for region, said in regions.items()))
+        out.append('},"groups":[')
+        out.append(
+            ",".join(
+                opening
+                + ("{" + ",".join(attributes.values()) + "}" if (attributes := groups.get(key)) else "null")
+                + closing
+                for key, opening, closing in self._groups
+            )
+        )
+        out.append('],"snapshot":')
+        out.append(self.snapshot)
+        out.append("}")
+        return "".join(out)
+
+    def _encoded(self, full_key: str, label: LabelValue) -> _Encoded:
+        category = self.index.categories[full_key]
+        text = dumps(
+            {
+                "value": label.value,
+                "state": label.state,
+                "decided_by": "person" if label.decided_by_person else "model",
+                "model_version": label.model_version,
+            }
+        )
+        name = dumps(category.key)
+        said = category.group is not None and category.group != SHOT_GROUP
+        return _Encoded(
+            region=dumps(category.region) + ":{",
+            head=f'{name}:{text[:-1]},"confidence":',
+            group=category.group or "",
+            attribute=category.key,
+            words=f"{name}:{dumps(_words(category, label.value))}" if said else None,
+        )
+
+
+class _Encoded(NamedTuple):
+    """One label's JSON pieces, but its confidence."""
+
+    region: str  # `"region":{`
+    head: str  # `"key":{"value":...,"confidence":`
+    group: str  # its caption group, when `words` is said there
+    attribute: str
+    words: str | None  # `"key":words` in its group's attributes
+
+
+_UNHASHABLE = object()
+
+
+def _hashable(value: Any) -> object:
+    """A key for `value` that tells `True` from `1` (their JSON differs), or _UNHASHABLE."""
+    key = (list, *((v.__class__, v) for v in value)) if isinstance(value, list) else (value.__class__, value)
+    try:
+        hash(key)
+    except TypeError:
+        return _UNHASHABLE
+    return key

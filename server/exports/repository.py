@@ -3,11 +3,11 @@ mark: the last event at or below it per (subject, category) is the label the sna
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import Select, Text, and_, case, cast, delete, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from server.orm import Category, Image, LabelEvent, ModelVersion, Prediction, Subject
@@ -53,31 +53,36 @@ def candidate_subjects(
         query = query.where(Subject.id.in_(list(subject_ids)))
     if source_ids is not None:
         query = query.where(Image.source_id.in_(list(source_ids)))
-    return [(int(i), dict(q or {})) for i, q in session.execute(query.order_by(Subject.id))]
+    return [(int(i), dict(q or {})) for i, q in session.connection().execute(query.order_by(Subject.id))]
 
 
 def subjects_with_state(
     session: Session, project_id: int, high_water: int, category_ids: Collection[int], states: Collection[str]
 ) -> set[int]:
     """Subjects with at least one label in `states` as of the high-water mark."""
-    last = (
-        select(func.max(LabelEvent.id).label("last_id"))
-        .join(Subject, Subject.id == LabelEvent.subject_id)
+    # Per subject, the first of its events in `states` that no later event (up to the mark)
+    # replaced: an EXISTS stops there, where grouping every label first reads them all.
+    later = aliased(LabelEvent)
+    in_states = (
+        select(LabelEvent.id)
         .where(
-            Subject.project_id == project_id,
+            LabelEvent.subject_id == Subject.id,
             LabelEvent.id <= high_water,
             LabelEvent.category_id.in_(list(category_ids)),
+            LabelEvent.to_state.in_(list(states)),
+            ~select(later.id)
+            .where(
+                later.subject_id == LabelEvent.subject_id,
+                later.category_id == LabelEvent.category_id,
+                later.id > LabelEvent.id,
+                later.id <= high_water,
+            )
+            .exists(),
         )
-        .group_by(LabelEvent.subject_id, LabelEvent.category_id)
-        .subquery()
+        .exists()
     )
-    query = (
-        select(LabelEvent.subject_id)
-        .join(last, LabelEvent.id == last.c.last_id)
-        .where(LabelEvent.to_state.in_(list(states)))
-        .distinct()
-    )
-    return {int(i) for i in session.scalars(query)}
+    query = select(Subject.id).where(Subject.project_id == project_id, in_states)
+    return set(session.scalars(query))
 
 
 def subjects_changed_between(session: Session, project_id: int, after: int, upto: int) -> set[int]:
@@ -93,8 +98,9 @@ def subjects_changed_between(session: Session, project_id: int, after: int, upto
 def freeze_subjects(session: Session, snapshot_id: int, subject_ids: Sequence[int]) -> None:
     session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
     rows = [{"snapshot_id": snapshot_id, "position": p, "subject_id": s} for p, s in enumerate(subject_ids)]
+    # Through the connection: one executemany per batch, where the ORM's bulk path costs more.
     for start in range(0, len(rows), 5000):
-        session.execute(insert(SnapshotSubject), rows[start : start + 5000])
+        session.connection().execute(insert(SnapshotSubject), rows[start : start + 5000])
 
 
 def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:
@@ -106,19 +112,54 @@ def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:
         .where(SnapshotSubject.snapshot_id == snapshot_id)
         .order_by(SnapshotSubject.position)
     )
-    return [int(b) for b in session.scalars(query)]
+    return [int(b) for b in session.connection().scalars(query)]
 
 
-@dataclass(frozen=True)
-class SubjectRow:
+class SubjectRow(NamedTuple):
+    """A snapshot subject with its image: the columns an export writes, nothing else."""
+
     position: int
-    subject: Subject
-    image: Image
+    subject_id: int
+    subject_index: int
+    bbox: list[Any] | None
+    shot_type: str | None
+    detector_score: float | None
+    analyzer_version: str | None
+    parsing_mask_key: str | None
+    image_id: int
+    sha256: str
+    width: int
+    height: int
+    mime: str
+    source_id: int | None
+    licence: str
+    consent: str
+    quality: dict[str, Any] | None
+    storage_key: str
 
 
 def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
     query = (
-        select(SnapshotSubject.position, Subject, Image)
+        select(
+            SnapshotSubject.position,
+            Subject.id,
+            Subject.index,
+            Subject.bbox,
+            Subject.shot_type,
+            Subject.detector_score,
+            Subject.analyzer_version,
+            Subject.parsing_mask_key,
+            Image.id,
+            Image.sha256,
+            Image.width,
+            Image.height,
+            Image.mime,
+            Image.source_id,
+            Image.licence,
+            Image.consent,
+            Image.quality,
+            Image.storage_key,
+        )
         .select_from(SnapshotSubject)
         .join(Subject, Subject.id == SnapshotSubject.subject_id)
         .join(Image, Image.id == Subject.image_id)
@@ -129,7 +170,7 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
         )
         .order_by(SnapshotSubject.position)
     )
-    return [SubjectRow(int(p), s, i) for p, s, i in session.execute(query)]
+    return [SubjectRow._make(row) for row in session.connection().execute(query)]
 
 
 class LabelAsOf(NamedTuple):
@@ -142,8 +183,19 @@ class LabelAsOf(NamedTuple):
     confidence: float | None
 
 
+def _in_range(snapshot_id: int, first: int, stop: int) -> Select[int]:
+    """The subject ids at positions [first, stop) of a snapshot."""
+    return select(SnapshotSubject.subject_id).where(
+        SnapshotSubject.snapshot_id == snapshot_id,
+        SnapshotSubject.position >= first,
+        SnapshotSubject.position < stop,
+    )
+
+
 def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> list[LabelAsOf]:
     """Every label of the subjects at positions [first, stop) as the snapshot sees it."""
+    # `IN (subject ids)` rather than a join: SQLite then walks the (subject, category) index in
+    # order and groups without a temporary B-tree.
     keys = (
         select(
             LabelEvent.subject_id,
@@ -151,11 +203,8 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
             func.max(LabelEvent.id).label("last_id"),
             func.max(case((LabelEvent.actor_model_version_id.is_not(None), LabelEvent.id))).label("model_id"),
         )
-        .join(SnapshotSubject, SnapshotSubject.subject_id == LabelEvent.subject_id)
         .where(
-            SnapshotSubject.snapshot_id == snapshot.id,
-            SnapshotSubject.position >= first,
-            SnapshotSubject.position < stop,
+            LabelEvent.subject_id.in_(_in_range(snapshot.id, first, stop)),
             LabelEvent.id <= snapshot.label_event_high_water,
         )
         .group_by(LabelEvent.subject_id, LabelEvent.category_id)
@@ -167,7 +216,8 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
         select(
             keys.c.subject_id,
             keys.c.category_id,
-            last.to_value,
+            # The JSON text: the values are few and repeat, so each is decoded once (`_Decoded`).
+            cast(last.to_value, Text),
             last.to_state,
             last.actor_user_id,
             by_model.actor_model_version_id,
@@ -185,10 +235,35 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
             ),
         )
     )
+    # A Core execution: the ORM's result machinery costs more per row than the row itself.
+    decoded = _Decoded()
+    new = tuple.__new__  # LabelAsOf's own __new__ is a Python function: a frame per row
     return [
-        LabelAsOf(int(s), int(c), value, str(state), user, model, confidence)
-        for s, c, value, state, user, model, confidence in session.execute(query)
+        new(LabelAsOf, (s, c, decoded(text), state, user, model, confidence))
+        for s, c, text, state, user, model, confidence in session.connection().execute(query)
     ]
+
+
+class _Decoded:
+    """JSON text -> value, each distinct text parsed once. Lists of scalars are kept as tuples
+    and copied for each caller; other containers are parsed every time."""
+
+    def __init__(self) -> None:
+        self.values: dict[str | None, Any] = {None: None}
+
+    def __call__(self, text: str | None) -> Any:
+        try:
+            value = self.values[text]
+        except KeyError:
+            assert text is not None
+            value = json.loads(text)
+            if isinstance(value, list):
+                if not any(isinstance(v, (list, dict)) for v in value):
+                    self.values[text] = tuple(value)
+            elif not isinstance(value, dict):
+                self.values[text] = value
+            return value
+        return list(value) if value.__class__ is tuple else value
 
 
 class PredictionRow(NamedTuple):

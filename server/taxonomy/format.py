@@ -254,7 +254,11 @@ class CategorySpec(_Spec):
     @property
     def full_key(self) -> str:
         """``<region>.<key>``; set when the category is validated inside its region."""
-        return self._full_key or self.key
+        # Read from the private dict directly: pydantic's __getattr__ for private attributes is
+        # slow, and conditions and captions read full keys in loops over every label.
+        private = self.__pydantic_private__
+        full_key = private.get("_full_key") if private else None
+        return str(full_key or self.key)
 
     def value(self, key: str) -> ValueSpec:
         """The value with this key; raises KeyError."""

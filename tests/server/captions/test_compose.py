@@ -83,3 +83,42 @@ def test_composition_is_deterministic_whatever_the_order_values_arrive_in() -> N
     values = _everything(spec)
     reversed_values = dict(reversed(list(values.items())))
     assert compose(spec, values, max_tokens=77) == compose(spec, reversed_values, max_tokens=77)
+
+
+def _slow_trim(parts: list[str], max_tokens: int) -> tuple[str, int]:
+    """The rule as written: the longest leading run whose joined text fits, counted whole."""
+    for keep in range(len(parts), -1, -1):
+        text = ", ".join(parts[:keep])
+        if context_tokens(text) <= max_tokens:
+            return text, context_tokens(text)
+    raise AssertionError
+
+
+def test_trimming_by_part_counts_gives_what_counting_the_joined_text_gives() -> None:
+    import random
+
+    from server.captions.compose import trim
+
+    rng = random.Random(3)
+    spec = load_default()
+    words = [v.caption for c in spec.categories() for v in c.values if v.caption]
+    odd = ["t-shirt.", "it's", "a 3-piece suit", "café", "x &amp; y", "  padded ", "ok!", "ab'", "9"]
+    for _ in range(400):
+        parts = [rng.choice(words + odd) for _ in range(rng.randint(0, 12))]
+        budget = rng.choice([2, 5, 20, 40, 77])
+        caption = trim(parts, budget)
+        assert (caption.text, caption.tokens) == _slow_trim(parts, budget)
+        assert caption.trimmed == (len(caption.parts) < len(parts))
+
+
+def test_remembered_captions_tell_true_from_one() -> None:
+    spec = load_default()
+    boolean = next(c for c in spec.categories() if c.kind == "boolean" and c.when is None and c.caption.group)
+    said = compose(spec, {boolean.full_key: True}, max_tokens=CONTEXT_LENGTH)
+    assert said == compose(spec, {boolean.full_key: True})
+    assert compose(spec, {boolean.full_key: 1}, max_tokens=CONTEXT_LENGTH) == compose(
+        spec, {boolean.full_key: 1}
+    )
+    assert compose(spec, {boolean.full_key: [True]}, max_tokens=CONTEXT_LENGTH) == compose(
+        spec, {boolean.full_key: [True]}
+    )

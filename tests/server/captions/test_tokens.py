@@ -92,3 +92,18 @@ def test_the_api_side_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plain_text_is_cleaned_as_ftfy_would_clean_it() -> None:
+    import html
+    import string
+
+    import ftfy
+
+    rng = random.Random(9)
+    samples = [*string.printable[:95], *(c + d for c in string.printable[:95] for d in "a ;'")]
+    samples += ["".join(rng.choice(string.printable[:95]) for _ in range(30)) for _ in range(2000)]
+    for text in samples:
+        if tokens.plain_text(text):
+            repaired = html.unescape(html.unescape(ftfy.fix_text(text)))
+            assert tokens.clean(text) == " ".join(repaired.split()).lower()
