@@ -44,6 +44,8 @@ app.conf.include = TASK_MODULES
 app.conf.task_always_eager = _settings.jobs_eager
 app.conf.beat_schedule = {
     "reconcile": {"task": tasknames.RECONCILE, "schedule": _settings.reconciler.interval_seconds},
+    # Watched sources (folders, S3 prefixes): an incremental run once a source's interval passed.
+    "sources-watch": {"task": tasknames.SOURCES_WATCH, "schedule": 30.0},
     # Rounds that are due: enough newly verified subjects, or a project's schedule.
     "flywheel-due-rounds": {"task": tasknames.FLYWHEEL_DUE_ROUNDS, "schedule": 60.0},
     # The funnels of large projects, so that their dashboard reads one row (server.dashboard).

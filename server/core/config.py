@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     admin_password: str = ""
     # Folder sources may only name folders inside these roots.
     source_roots: list[Path] = Field(default_factory=list)
+    # S3 sources may only name prefixes under these (s3://bucket/prefix); none: no S3 sources.
+    source_s3_prefixes: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = False
     # Run Celery tasks inline (tests of services that enqueue work without a worker).

@@ -3,6 +3,8 @@ workers.contracts). Services enqueue by name, so sending a job never imports the
 
 INGEST_SCAN = "cpu.ingest.scan"
 INGEST_BATCH = "cpu.ingest.batch"
+# Watched sources: start the incremental runs that are due (beat).
+SOURCES_WATCH = "cpu.sources.watch"
 # Build a GPU batch from database state and send it (the GPU worker has no database).
 DISPATCH_ANALYZE = "cpu.pipeline.analyze"
 DISPATCH_EMBED = "cpu.pipeline.embed"

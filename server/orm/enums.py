@@ -31,6 +31,7 @@ class SourceKind(StrEnum):
     folder = "folder"
     upload = "upload"
     url_list = "url_list"
+    s3 = "s3"  # the images under an S3 prefix
     label_studio = "label_studio"
 
 

@@ -23,6 +23,8 @@ class Source(IdMixin, CreatedMixin, Base):
     licence: Mapped[str] = mapped_column(String(200), default="")
     consent: Mapped[str] = mapped_column(String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Watched: the beat starts an incremental run this long after the last one finished.
+    watch_every_seconds: Mapped[int | None]
 
 
 class IngestRun(IdMixin, CreatedMixin, Base):
@@ -34,6 +36,8 @@ class IngestRun(IdMixin, CreatedMixin, Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20))
+    # manual: every file is looked at again; watch: only files the source has not seen.
+    trigger: Mapped[str] = mapped_column(String(20), default="manual", server_default="manual")
     items_total: Mapped[int] = mapped_column(default=0)
     items_done: Mapped[int] = mapped_column(default=0)
     added: Mapped[int] = mapped_column(default=0)
@@ -54,6 +58,9 @@ class IngestItem(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(1000))  # path relative to the folder, or file name
     # Where the bytes wait: the folder path, or the upload's staging key.
     location: Mapped[str] = mapped_column(String(2000))
+    # What the item looked like when listed (size and mtime, an ETag): a watched run skips a
+    # name whose fingerprint a finished item already has.
+    fingerprint: Mapped[str] = mapped_column(String(200), default="", server_default="")
     batch: Mapped[int]
     done: Mapped[bool] = mapped_column(default=False)
     outcome: Mapped[str | None] = mapped_column(String(20))  # added | duplicate | rejected

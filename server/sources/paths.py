@@ -22,7 +22,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeAlias
 
@@ -57,6 +57,8 @@ class FolderFile:
     relative_path: str  # from the listed folder, '/'-separated, as the user named it
     path: Path  # absolute and fully resolved: what to open
     size: int
+    # With the size, what a watched source remembers in order to skip files it already read.
+    mtime_ns: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def iter_folder_files(folder: Path, roots: Sequence[Path]) -> Iterator[FolderEnt
             continue
         target, target_stat = outcome
         if stat.S_ISREG(target_stat.st_mode):
-            yield FolderFile(relative, target, target_stat.st_size)
+            yield FolderFile(relative, target, target_stat.st_size, target_stat.st_mtime_ns)
         elif stat.S_ISDIR(target_stat.st_mode):
             identity = (target_stat.st_dev, target_stat.st_ino)
             if identity in walked:

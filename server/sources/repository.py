@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from server.orm import IngestItem, IngestRejection, IngestRun, Source
+from server.orm import IngestItem, IngestRejection, IngestRun, Project, Source
 from server.orm.enums import SourceKind
 
 
@@ -68,3 +70,38 @@ def rejections(
 def stuck_runs(session: Session, statuses: list[str], before: object, limit: int) -> list[IngestRun]:
     query = select(IngestRun).where(IngestRun.status.in_(statuses), IngestRun.updated_at < before)
     return list(session.scalars(query.order_by(IngestRun.id).limit(limit)))
+
+
+def seen_items(session: Session, source_id: int) -> set[tuple[str, str]]:
+    """(name, fingerprint) of every item a run of the source finished: what a watched run skips."""
+    query = (
+        select(IngestItem.name, IngestItem.fingerprint)
+        .join(IngestRun, IngestRun.id == IngestItem.run_id)
+        .where(IngestRun.source_id == source_id, IngestItem.done.is_(True))
+    )
+    return {(str(name), str(fingerprint)) for name, fingerprint in session.execute(query)}
+
+
+def watched_source_ids(session: Session) -> list[int]:
+    query = (
+        select(Source.id)
+        .join(Project, Project.id == Source.project_id)
+        .where(Source.watch_every_seconds.is_not(None), Project.deleted_at.is_(None))
+    )
+    return [int(i) for i in session.scalars(query.order_by(Source.id))]
+
+
+def source_for_update(session: Session, source_id: int) -> Source | None:
+    return session.scalar(select(Source).where(Source.id == source_id).with_for_update())
+
+
+def has_live_run(session: Session, source_id: int, statuses: list[str]) -> bool:
+    query = select(IngestRun.id).where(IngestRun.source_id == source_id, IngestRun.status.in_(statuses))
+    return session.scalar(query.limit(1)) is not None
+
+
+def last_finished(session: Session, source_id: int) -> datetime | None:
+    value: datetime | None = session.scalar(
+        select(func.max(IngestRun.finished_at)).where(IngestRun.source_id == source_id)
+    )
+    return value

@@ -10,7 +10,15 @@ from server.core.errors import BadRequest, PayloadTooLarge
 from server.core.http import DbSession
 from server.projects.deps import ProjectLead, ProjectMember
 from server.sources import repository, service
-from server.sources.schemas import FolderSourceCreate, IngestRunOut, RejectionOut, SourceOut
+from server.sources.schemas import (
+    FolderSourceCreate,
+    IngestRunOut,
+    LinkedUrlListCreate,
+    RejectionOut,
+    S3SourceCreate,
+    SourceOut,
+    SourceWatch,
+)
 
 router = APIRouter(tags=["sources"])
 
@@ -30,8 +38,59 @@ def create_source(body: FolderSourceCreate, session: DbSession, access: ProjectL
         licence=body.licence,
         consent=body.consent,
         user_id=access.user.id,
+        watch_every_seconds=body.watch_every_seconds,
     )
     return SourceOut.model_validate(source)
+
+
+@router.post(
+    "/projects/{project_id}/sources/s3", response_model=SourceOut, status_code=status.HTTP_201_CREATED
+)
+def create_s3_source(body: S3SourceCreate, session: DbSession, access: ProjectLead) -> SourceOut:
+    """The images under an S3 prefix (jpg, png, webp), read with the deployment's credentials."""
+    source = service.create_s3_source(
+        session,
+        access.project,
+        body.name,
+        body.url,
+        get_settings().source_s3_prefixes,
+        licence=body.licence,
+        consent=body.consent,
+        user_id=access.user.id,
+        watch_every_seconds=body.watch_every_seconds,
+    )
+    return SourceOut.model_validate(source)
+
+
+@router.post(
+    "/projects/{project_id}/sources/url-list-link",
+    response_model=SourceOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_linked_url_list_source(
+    body: LinkedUrlListCreate, session: DbSession, access: ProjectLead
+) -> SourceOut:
+    """A URL list that lives at a URL, fetched again by each run (public http(s) only); watched,
+    each run ingests only the URLs it has not seen."""
+    source = service.create_linked_url_list_source(
+        session,
+        access.project,
+        body.name,
+        body.list_url,
+        column=body.column,
+        licence=body.licence,
+        consent=body.consent,
+        user_id=access.user.id,
+        watch_every_seconds=body.watch_every_seconds,
+    )
+    return SourceOut.model_validate(source)
+
+
+@router.put("/projects/{project_id}/sources/{source_id}/watch", response_model=SourceOut)
+def set_watch(source_id: int, body: SourceWatch, session: DbSession, access: ProjectLead) -> SourceOut:
+    """Watch a folder or S3 source (new files ingested by the beat), or stop watching it."""
+    source = service.source_of(session, access.project.id, source_id)
+    return SourceOut.model_validate(service.set_watch(source, body.every_seconds))
 
 
 MAX_URL_LIST_BYTES = 200 * 1024 * 1024

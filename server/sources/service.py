@@ -1,7 +1,7 @@
 """Sources and ingestion runs.
 
-A run is planned once (`scan`: list the files, record each as an item in a numbered batch) and
-worked batch by batch (`process_batch`). Items are marked done in the same transaction that
+A run is planned once (`scanning.scan`: list the files, record each as an item in a numbered
+batch) and worked batch by batch (`process_batch`). Items are marked done in the same transaction that
 stores their image, so a redelivered or re-sent batch repeats nothing; the reconciler re-sends
 batches of runs that stopped moving.
 """
@@ -26,11 +26,9 @@ from server.images.decoding import ImageRejected
 from server.orm import IngestItem, IngestRejection, IngestRun, Project, Source
 from server.orm.enums import RunStatus, SourceKind
 from server.prelabel import service as pipeline
-from server.sources import repository, url_lists
+from server.sources import repository, s3, url_lists
 from server.sources.paths import (
-    FolderRefusal,
     PathRefused,
-    iter_folder_files,
     resolve_source_folder,
 )
 
@@ -55,6 +53,7 @@ def create_folder_source(
     licence: str = "",
     consent: str = "",
     user_id: int | None = None,
+    watch_every_seconds: int | None = None,
 ) -> Source:
     try:
         folder = resolve_source_folder(path, roots)
@@ -68,9 +67,89 @@ def create_folder_source(
         licence=licence,
         consent=consent,
         created_by_id=user_id,
+        watch_every_seconds=watch_every_seconds,
     )
     session.add(source)
     session.flush()
+    return source
+
+
+def create_s3_source(
+    session: Session,
+    project: Project,
+    name: str,
+    url: str,
+    allowed: Sequence[str],
+    *,
+    licence: str = "",
+    consent: str = "",
+    user_id: int | None = None,
+    watch_every_seconds: int | None = None,
+) -> Source:
+    """The images under an S3 prefix the deployment allows; listed by each run, not now."""
+    prefix = s3.confine(url, allowed)
+    source = Source(
+        project_id=project.id,
+        kind=SourceKind.s3.value,
+        name=name,
+        config={"bucket": prefix.bucket, "prefix": prefix.prefix, "url": prefix.url},
+        licence=licence,
+        consent=consent,
+        created_by_id=user_id,
+        watch_every_seconds=watch_every_seconds,
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def create_linked_url_list_source(
+    session: Session,
+    project: Project,
+    name: str,
+    list_url: str,
+    *,
+    column: str = "url",
+    licence: str = "",
+    consent: str = "",
+    user_id: int | None = None,
+    watch_every_seconds: int | None = None,
+) -> Source:
+    """A URL list that lives at a URL: each run fetches it again (through the egress client,
+    outside any transaction, so not now: a bad list fails the first run, with the reason)."""
+    scheme = list_url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https") or len(list_url) > url_lists.MAX_URL_LENGTH:
+        raise BadRequest("the list's URL is an http(s) URL of at most 2000 characters", code="bad_url")
+    source = Source(
+        project_id=project.id,
+        kind=SourceKind.url_list.value,
+        name=name,
+        config={"list_url": list_url, "column": column, "filename": list_url.rsplit("/", 1)[-1][-300:]},
+        licence=licence,
+        consent=consent,
+        created_by_id=user_id,
+        watch_every_seconds=watch_every_seconds,
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def watchable(source: Source) -> bool:
+    """Folders, S3 prefixes, and URL lists that live at a URL (an uploaded list never changes)."""
+    if source.kind == SourceKind.url_list.value:
+        return bool(source.config.get("list_url"))
+    return source.kind in (SourceKind.folder.value, SourceKind.s3.value)
+
+
+def set_watch(source: Source, seconds: int | None) -> Source:
+    """Watch a source (the beat starts an incremental run `seconds` after the last one
+    finished) or stop watching it (None)."""
+    if seconds is not None and not watchable(source):
+        raise BadRequest(
+            "only folders, S3 prefixes and linked URL lists are watched", code="source_not_watchable"
+        )
+    source.watch_every_seconds = seconds
     return source
 
 
@@ -125,12 +204,21 @@ def run_of(session: Session, project_id: int, run_id: int) -> IngestRun:
     return run
 
 
-def start_run(session: Session, source: Source) -> IngestRun:
-    if source.kind not in (SourceKind.folder.value, SourceKind.url_list.value):
-        raise BadRequest("only folder and URL-list sources are run; upload files to the project instead")
+RUNNABLE = (SourceKind.folder.value, SourceKind.url_list.value, SourceKind.s3.value)
+
+
+def start_run(session: Session, source: Source, trigger: str = "manual") -> IngestRun:
+    """Plan a run: `manual` looks at every file again, `watch` (the beat's) only at files the
+    source has not finished before, or that changed since."""
+    if source.kind not in RUNNABLE:
+        raise BadRequest("only folder, S3 and URL-list sources are run; upload files to the project instead")
     now = utcnow()
     run = IngestRun(
-        source_id=source.id, project_id=source.project_id, status=RunStatus.queued.value, updated_at=now
+        source_id=source.id,
+        project_id=source.project_id,
+        status=RunStatus.queued.value,
+        trigger=trigger,
+        updated_at=now,
     )
     session.add(run)
     session.flush()
@@ -183,114 +271,18 @@ def stage_upload(
     return run
 
 
-def scan(
-    session: Session, storage: ObjectStorage, run_id: int, roots: Sequence[Path], settings: IngestSettings
-) -> None:
-    """Plan a run. A run already planned only has its unfinished batches re-sent."""
-    run = repository.run_for_update(session, run_id)
-    if run is None or run.status not in ACTIVE:
-        return
-    if run.status == RunStatus.running.value:
-        resend_pending(session, run)
-        return
-    source = session.get(Source, run.source_id)
-    if source is None:
-        raise NotFound(f"source of run {run_id} is gone")
-    now = utcnow()
-    if source.kind == SourceKind.url_list.value:
-        count, refusals = _plan_urls(session, run, source, storage, settings)
-    else:
-        try:
-            folder = resolve_source_folder(str(source.config["path"]), roots)
-        except PathRefused as exc:
-            run.status, run.error, run.finished_at, run.updated_at = (
-                RunStatus.failed.value,
-                exc.detail,
-                now,
-                now,
-            )
-            return
-        count, refusals = _plan_folder(session, run, folder, roots, settings)
-    for refusal in refusals:
-        session.add(
-            IngestRejection(
-                project_id=run.project_id,
-                source_id=run.source_id,
-                run_id=run.id,
-                name=refusal.relative_path,
-                reason=refusal.reason,
-                detail=refusal.detail,
-            )
-        )
-    run.items_total = count
-    run.rejected = len(refusals)
-    run.updated_at = now
-    if count == 0:
-        run.status, run.finished_at = RunStatus.succeeded.value, now
-        return
-    run.status = RunStatus.running.value
-    session.flush()
-    for batch in range((count + settings.batch_size - 1) // settings.batch_size):
-        jobs.enqueue(session, tasknames.INGEST_BATCH, run_id=run.id, batch=batch)
-    log.info("ingest.planned", run_id=run.id, items=count, refused=len(refusals))
+REMOTE = (SourceKind.url_list.value, SourceKind.s3.value)
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    relative_path: str
-    reason: str
-    detail: str
-
-
-def _plan_folder(
-    session: Session, run: IngestRun, folder: Path, roots: Sequence[Path], settings: IngestSettings
-) -> tuple[int, list[_Refusal]]:
-    count = 0
-    refusals: list[_Refusal] = []
-    for entry in iter_folder_files(folder, roots):
-        if isinstance(entry, FolderRefusal):
-            refusals.append(_Refusal(entry.relative_path, entry.reason, "refused while listing the folder"))
-            continue
-        session.add(
-            IngestItem(
-                run_id=run.id,
-                name=entry.relative_path,
-                location=str(entry.path),
-                batch=count // settings.batch_size,
-            )
-        )
-        count += 1
-    return count, refusals
-
-
-def _plan_urls(
-    session: Session, run: IngestRun, source: Source, storage: ObjectStorage, settings: IngestSettings
-) -> tuple[int, list[_Refusal]]:
-    config = source.config
-    listing = url_lists.parse(
-        str(config.get("filename", "")), storage.get(str(config["list_key"])), str(config["column"])
-    )
-    count = 0
-    refusals: list[_Refusal] = []
-    for url in listing.urls:
-        scheme = url.split(":", 1)[0].lower()
-        if scheme not in ("http", "https") or len(url) > url_lists.MAX_URL_LENGTH:
-            refusals.append(_Refusal(url[:1000], "bad_url", "only http(s) URLs of at most 2000 characters"))
-            continue
-        session.add(
-            IngestItem(run_id=run.id, name=url[:1000], location=url, batch=count // settings.batch_size)
-        )
-        count += 1
-    return count, refusals
-
-
-def pending_urls(session: Session, run_id: int, batch: int) -> list[tuple[int, str]]:
-    """(item id, URL) of a URL-list batch's pending items; empty for other kinds of source."""
+def pending_remote(session: Session, run_id: int, batch: int) -> tuple[str, list[tuple[int, str]]]:
+    """The source's kind and (item id, URL or bucket/key) of a remote batch's pending items,
+    to be fetched outside any transaction; no items for a local source."""
     run = session.get(IngestRun, run_id)
     source = session.get(Source, run.source_id) if run is not None else None
-    if run is None or source is None or run.status not in ACTIVE or source.kind != SourceKind.url_list.value:
-        return []
-    return [(item.id, item.location) for item in repository.pending_items(session, run_id, batch)]
+    if run is None or source is None or run.status not in ACTIVE or source.kind not in REMOTE:
+        return "", []
+    items = repository.pending_items(session, run_id, batch)
+    return source.kind, [(item.id, item.location) for item in items]
 
 
 def fetch_all(
@@ -322,13 +314,17 @@ def _read(
     settings: IngestSettings,
     fetched: Mapping[int, bytes | Exception],
 ) -> bytes:
-    if source.kind == SourceKind.url_list.value:
+    if source.kind in REMOTE:
         got = fetched.get(item.id)
+        prefix = "url" if source.kind == SourceKind.url_list.value else "s3"
         if got is None:
-            raise ImageRejected("not_fetched", "the URL was not fetched for this batch")
+            raise ImageRejected("not_fetched", "the item was not fetched for this batch")
+        if isinstance(got, ImageRejected):
+            raise got
         if isinstance(got, Exception):
-            reason = getattr(got, "reason", "fetch_failed")
-            raise ImageRejected(f"url_{reason}", str(getattr(got, "detail", got))[:1000])
+            missing = isinstance(got, FileNotFoundError)
+            reason = getattr(got, "reason", "not_found" if missing else "fetch_failed")
+            raise ImageRejected(f"{prefix}_{reason}", str(getattr(got, "detail", got))[:1000])
         return got
     if source.kind == SourceKind.folder.value:
         path = Path(item.location)

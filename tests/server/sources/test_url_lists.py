@@ -144,3 +144,57 @@ def test_annotators_cannot_add_url_lists(
 ) -> None:
     annotator = member_factory(project["id"], "annotator")
     assert _create(annotator, project["id"], "l.csv", b"url\nhttp://example.com/a.jpg\n").status_code == 403
+
+
+def test_a_watched_list_at_a_url_is_fetched_again_and_only_new_urls_are_ingested(
+    pictures: str, admin: Api, project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from server.core.time import utcnow
+    from server.sources import watch
+
+    def beat(after_seconds: float) -> list[int]:
+        with runtime.database().session_scope() as session:
+            return watch.start_due_runs(session, utcnow() + timedelta(seconds=after_seconds))
+
+    pid = project["id"]
+    monkeypatch.setitem(
+        PICTURES, "/list.csv", f"url\n{pictures}/p/red.jpg\n{pictures}/p/green.jpg\n".encode()
+    )
+    body = {"name": "feed", "list_url": f"{pictures}/list.csv", "watch_every_seconds": 60}
+    source = admin.post(f"/projects/{pid}/sources/url-list-link", json=body)
+    assert source.status_code == 201, source.text
+    assert source.json()["watch_every_seconds"] == 60
+    (first,) = beat(0)
+    assert admin.get(f"/projects/{pid}/ingest-runs/{first}").json()["added"] == 2
+
+    monkeypatch.setitem(PICTURES, "/list.csv", PICTURES["/list.csv"] + f"{pictures}/p/blue.jpg\n".encode())
+    (second,) = beat(61)
+    run = admin.get(f"/projects/{pid}/ingest-runs/{second}").json()
+    assert (run["trigger"], run["items_total"], run["added"], run["duplicates"]) == ("watch", 1, 1, 0)
+    # The list twice, each picture once: nothing seen before was fetched again.
+    assert sorted(_Pictures.hits) == sorted(
+        ["/list.csv", "/list.csv", "/p/red.jpg", "/p/green.jpg", "/p/blue.jpg"]
+    )
+
+
+def test_a_list_at_a_url_that_cannot_be_fetched_fails_its_run_with_the_reason(
+    pictures: str, admin: Api, project: dict[str, Any]
+) -> None:
+    pid = project["id"]
+    for list_url, words in (
+        ("http://169.254.169.254/latest/list.csv", "could not be fetched"),
+        (f"{pictures}/missing.csv", "could not be fetched"),
+        (f"{pictures}/p/red.jpg", "UTF-8"),
+    ):
+        source = admin.post(
+            f"/projects/{pid}/sources/url-list-link", json={"name": "x", "list_url": list_url}
+        )
+        assert source.status_code == 201, source.text
+        run = _run(admin, pid, source.json()["id"])
+        assert run["status"] == "failed" and words in run["error"], (list_url, run)
+    refused = admin.post(
+        f"/projects/{pid}/sources/url-list-link", json={"name": "x", "list_url": "file:///etc/x"}
+    )
+    assert (refused.status_code, refused.json()["error"]) == (400, "bad_url")

@@ -169,6 +169,8 @@ export interface Source {
   config: Record<string, unknown>;
   licence: string;
   consent: string;
+  /** Watched: the beat ingests what is new this long after the last run; null: not watched. */
+  watch_every_seconds: number | null;
   created_at: string;
 }
 
@@ -176,6 +178,8 @@ export interface IngestRun {
   id: number;
   source_id: number;
   status: string;
+  /** manual: every file looked at again; watch: only what the source had not seen. */
+  trigger: string;
   items_total: number;
   items_done: number;
   added: number;
@@ -293,6 +297,8 @@ export function addUrlList(
 }
 export const runSource = async (id: number, sourceId: number): Promise<IngestRun> =>
   (await post<IngestRun>(`${p(id)}/sources/${sourceId}/runs`, {})) as IngestRun;
+export const watchSource = async (id: number, sourceId: number, everySeconds: number | null): Promise<Source> =>
+  (await request<Source>("PUT", `${p(id)}/sources/${sourceId}/watch`, { body: { every_seconds: everySeconds } })) as Source;
 export const ingestRuns = (id: number): Promise<IngestRun[]> => get<IngestRun[]>(`${p(id)}/ingest-runs`);
 export const rejections = (id: number): Promise<Rejection[]> => get<Rejection[]>(`${p(id)}/rejections`);
 export function uploadImages(id: number, files: FileList | File[]): Promise<IngestRun> {

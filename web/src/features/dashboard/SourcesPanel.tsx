@@ -3,6 +3,23 @@ import * as api from "../../api/dashboard";
 import { Card, Loading, message, num, Problem, usePoll, useLoad, when } from "./common";
 
 const ACTIVE = new Set(["queued", "running"]);
+// How often a watched source is looked at again (seconds); the server takes 60 s to 30 days.
+const WATCH_CHOICES: [number | null, string][] = [
+  [null, "not watched"],
+  [60, "every minute"],
+  [300, "every 5 min"],
+  [900, "every 15 min"],
+  [3600, "every hour"],
+  [86400, "every day"],
+];
+const watchable = (s: api.Source): boolean =>
+  s.kind === "folder" || s.kind === "s3" || (s.kind === "url_list" && typeof s.config.list_url === "string");
+const where = (s: api.Source): string => {
+  for (const key of ["path", "url", "list_url", "filename"]) if (typeof s.config[key] === "string") return s.config[key];
+  return "";
+};
+const watchLabel = (seconds: number | null): string =>
+  WATCH_CHOICES.find(([value]) => value === seconds)?.[1] ?? (seconds === null ? "not watched" : `every ${seconds} s`);
 
 /** Add a folder or upload images; run a source; each run's status and what it refused, and why. */
 export function SourcesPanel({ projectId, isLead }: { projectId: number; isLead: boolean }) {
@@ -135,6 +152,7 @@ export function SourcesPanel({ projectId, isLead }: { projectId: number; isLead:
                       <th>Kind</th>
                       <th>Where</th>
                       <th>Licence / consent</th>
+                      <th>Watch</th>
                       <th>Last run</th>
                       <th />
                     </tr>
@@ -146,9 +164,35 @@ export function SourcesPanel({ projectId, isLead }: { projectId: number; isLead:
                         <tr key={s.id} data-testid={`source-${s.id}`}>
                           <td>{s.name}</td>
                           <td>{s.kind}</td>
-                          <td className="muted">{typeof s.config.path === "string" ? s.config.path : ""}</td>
+                          <td className="muted">{where(s)}</td>
                           <td>
                             {s.licence || "–"} / {s.consent || "–"}
+                          </td>
+                          <td>
+                            {isLead && watchable(s) ? (
+                              <select
+                                className="input"
+                                aria-label={`watch ${s.name}`}
+                                disabled={busy}
+                                value={String(s.watch_every_seconds ?? "")}
+                                onChange={(event) =>
+                                  void act(() =>
+                                    api.watchSource(projectId, s.id, event.target.value === "" ? null : Number(event.target.value)),
+                                  )
+                                }
+                              >
+                                {!WATCH_CHOICES.some(([value]) => value === s.watch_every_seconds) && (
+                                  <option value={String(s.watch_every_seconds)}>{watchLabel(s.watch_every_seconds)}</option>
+                                )}
+                                {WATCH_CHOICES.map(([value, label]) => (
+                                  <option key={label} value={value === null ? "" : String(value)}>
+                                    {label}
+                                  </option>
+                                ))}
+                              </select>
+                            ) : (
+                              <span className="muted">{watchLabel(s.watch_every_seconds)}</span>
+                            )}
                           </td>
                           <td>{run ? `${run.status} · ${when(run.created_at)}` : "never"}</td>
                           <td>
@@ -193,7 +237,10 @@ export function SourcesPanel({ projectId, isLead }: { projectId: number; isLead:
                         <td className="num">{num(run.added)}</td>
                         <td className="num">{num(run.duplicates)}</td>
                         <td className="num">{num(run.rejected)}</td>
-                        <td>{when(run.created_at)}</td>
+                        <td>
+                          {when(run.created_at)}
+                          {run.trigger === "watch" && <span className="muted"> · watched</span>}
+                        </td>
                       </tr>
                     ))}
                   </tbody>
