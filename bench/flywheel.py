@@ -1,9 +1,11 @@
 """The flywheel on synthetic people with known ground truth: human work per round, measured.
 
 Setup: a fresh embedded stack in a temporary folder (SQLite, jobs run inline through the real
-Celery tasks, the weight-free `stats` backbone, heads retrained each round), one lead, and a
-project whose taxonomy is human-v1 cut down to the 14 categories `server.demo.synthetic` draws
-(`server.demo.simulate.demo_taxonomy_yaml`), so every field has a ground truth.
+Celery tasks, the weight-free `stats` backbone with its "person" features (`--features`; the
+real deployment's stand-in for open_clip embeddings), heads retrained each round at `--l2`), one
+lead, and a project whose taxonomy is human-v1 cut down to the 14 categories
+`server.demo.synthetic` draws (`server.demo.simulate.demo_taxonomy_yaml`), so every field has a
+ground truth.
 
 Each round: B new people are drawn and ingested through a folder source (analyse, embed,
 pre-label with the active labeler, route); in round 1 an evaluation set (`--eval-size`) is
@@ -30,7 +32,8 @@ What is counted:
   auto-accepted true accuracy: the same population (labels auto-accepted and still standing, or
   audited) against ground truth.
 
-    .venv/bin/python bench/flywheel.py --seed 0 --rounds 5 --batch 200 --error-rate 0.02
+    .venv/bin/python bench/flywheel.py --seed 0 --rounds 5 --batch 200 --error-rate 0.02 \
+        --eval-size 100 --audit-share 0.1 --features person --l2 2e-6
 
 Figures go to stderr; the last line on stdout is one JSON object. Not a test: never collected.
 """
@@ -69,8 +72,14 @@ def main() -> None:
     parser.add_argument(
         "--features",
         choices=("grid", "person"),
-        default="grid",
+        default="person",
         help="the stats backbone's features (workers/inference/labelers/stats.py)",
+    )
+    parser.add_argument(
+        "--l2",
+        type=float,
+        default=2e-6,
+        help="the heads' L2 penalty (train option l2); the person features need a light one",
     )
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = parser.parse_args()
@@ -129,9 +138,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 family="stats",
                 source="builtin",
                 name=f"{args.features}-stats",
-                version="1",
+                version="2",
                 options={"features": args.features},
             )
+        project_settings.flywheel.train_options = {"l2": args.l2}
         if args.promotion_margin is not None:
             project_settings.flywheel.promotion_margin = args.promotion_margin
         project = projects.create_project(session, lead, "Flywheel bench", settings=project_settings)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 Z_95 = 1.959963984540054
+Z_ONE_SIDED_95 = 1.6448536269514722
 
 
 def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -93,3 +94,22 @@ def score(
 def macro_accuracy(accuracies: Iterable[float | None]) -> float | None:
     known = [a for a in accuracies if a is not None]
     return sum(known) / len(known) if known else None
+
+
+def fell_beyond(
+    before: tuple[int, int], after: tuple[int, int], margin: float, z: float = Z_ONE_SIDED_95
+) -> bool:
+    """Whether accuracy fell by more than `margin`, beyond sampling noise: the one-sided 95%
+    lower bound of the drop (difference of two proportions, each `(correct, support)`) exceeds it.
+
+    On an evaluation set of a hundred answers a category's accuracy moves by several points from
+    one version to the next by chance alone; a point comparison would reject nearly every
+    candidate of a many-category taxonomy. The two versions answer the same subjects, whose
+    outcomes are positively correlated, so the unpaired variance used here is the larger one.
+    """
+    (right_before, n_before), (right_after, n_after) = before, after
+    if n_before <= 0 or n_after <= 0:
+        return False
+    p_before, p_after = right_before / n_before, right_after / n_after
+    spread = math.sqrt(p_before * (1 - p_before) / n_before + p_after * (1 - p_after) / n_after)
+    return p_before - p_after - z * spread > margin

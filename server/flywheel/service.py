@@ -173,6 +173,9 @@ def gate(
 ) -> tuple[bool, list[dict[str, Any]]]:
     """Promote only if macro accuracy rises and no category falls by more than `margin`.
 
+    A fall counts when it exceeds the margin beyond sampling noise (`measures.fell_beyond`);
+    scores without their counts are compared as they stand.
+
     Against the cold-start labeler (never evaluated, so trusted with nothing and deciding no
     field) only the macro accuracy is compared: its per-category hits are the majority value it
     happens to default to, and nothing people rely on can fall.
@@ -190,19 +193,30 @@ def gate(
     for key, score in sorted(candidate["categories"].items()):
         if cold_start:
             break
-        before = baseline.get("categories", {}).get(key, {}).get("accuracy")
-        if before is not None and score["accuracy"] is not None and before - score["accuracy"] > margin:
+        previous = baseline.get("categories", {}).get(key, {})
+        before = previous.get("accuracy")
+        if before is not None and score["accuracy"] is not None and _fell(previous, score, margin):
             reasons.append(
                 {
                     "code": "category_fell",
                     "category": key,
-                    "detail": f"{key}: {score['accuracy']:.4f} < {before:.4f} - {margin}",
+                    "detail": f"{key}: {score['accuracy']:.4f} < {before:.4f} - {margin}, beyond noise",
                 }
             )
     if reasons:
         return False, reasons
     improvement = "first evaluated version" if old is None else f"macro accuracy {old:.4f} -> {new:.4f}"
     return True, [{"code": "promoted", "detail": f"{improvement}; no category fell by more than {margin}"}]
+
+
+def _fell(before: dict[str, Any], after: dict[str, Any], margin: float) -> bool:
+    if "support" in before and "support" in after:
+        return measures.fell_beyond(
+            (int(before["correct"]), int(before["support"])),
+            (int(after["correct"]), int(after["support"])),
+            margin,
+        )
+    return bool(before["accuracy"] - after["accuracy"] > margin)
 
 
 # -- rounds ----------------------------------------------------------------------------------

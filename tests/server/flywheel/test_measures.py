@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.flywheel.measures import calibrate_cut, macro_accuracy, score, wilson
+from server.flywheel.measures import calibrate_cut, fell_beyond, macro_accuracy, score, wilson
 from server.flywheel.service import gate
 
 
@@ -50,3 +50,28 @@ def test_the_gate_promotes_only_a_better_macro_with_no_category_falling_past_the
     # The cold-start labeler decides nothing: only the macro accuracy must rise.
     assert gate(_scores(a=1.0, b=0.85), baseline, 0.02, cold_start=True)[0]
     assert not gate({"categories": {}, "macro_accuracy": None}, baseline, 0.02)[0]
+
+
+def test_a_fall_counts_only_beyond_the_margin_and_sampling_noise() -> None:
+    # 0.60 -> 0.53 on 100 answers each: 7 points, within what chance moves such a share.
+    assert not fell_beyond((60, 100), (53, 100), 0.02)
+    # 0.95 -> 0.70 is a real fall; so is a smaller one measured on many answers.
+    assert fell_beyond((95, 100), (70, 100), 0.02)
+    assert fell_beyond((9000, 10000), (8700, 10000), 0.02)
+    assert not fell_beyond((9000, 10000), (8900, 10000), 0.02)  # 1 point: inside the margin
+    assert not fell_beyond((0, 0), (0, 10), 0.02)
+
+
+def _counted(**correct: int) -> dict[str, object]:
+    return {
+        "categories": {k: {"accuracy": c / 100, "correct": c, "support": 100} for k, c in correct.items()},
+        "macro_accuracy": sum(correct.values()) / 100 / len(correct),
+    }
+
+
+def test_the_gate_judges_falls_on_counts_when_scores_carry_them() -> None:
+    baseline = _counted(a=60, b=90)
+    promoted, reasons = gate(_counted(a=75, b=84), baseline, 0.02)
+    assert promoted, reasons  # b fell 6 points on 100 answers: noise
+    promoted, reasons = gate(_counted(a=99, b=70), baseline, 0.02)
+    assert not promoted and [(r["code"], r["category"]) for r in reasons] == [("category_fell", "b")]

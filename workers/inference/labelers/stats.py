@@ -7,17 +7,24 @@ answers every closed category with a uniform distribution. The embedded demo rel
 trained on these embeddings, which learn the taxonomy from human labels like any other backbone.
 `ModelSpec.source` is not read (use "builtin"); `options["grid"]` (default 4) sets the grid.
 
-`options["features"]` = "person" (default "grid", the above) describes colours where a person
-stands instead: each pixel of a 48x64 thumbnail is softly named by the nearest basic colour
-(`COLOUR_NAMES`), and the embedding holds the colour-name shares of 8 horizontal bands x 3 zones
-(left quarter, centre half, right quarter) plus, in the centre half, those of 8 bands of the
-person's own height (rows whose colours differ from the left and right borders, the background),
-weighted by how unlike the background each pixel is; square-rooted, L2-normalised. Measured on
-the demo's drawn people, linear heads on it separate the colours of top, bottoms and hair better
-than on the grid statistics (trained on 600, tested on 300: top colour 0.63 against 0.51 at the
-heads' default L2, 0.79 against 0.62 at l2=1e-4); shapes (hair length, garment types, hats,
-glasses) stay near chance with either. Its vectors differ in meaning and size from the grid's, so
-give it its own `ModelSpec.name`: embeddings are cached under `ModelSpec.ref`, which omits options.
+`options["features"]` = "person" (default "grid", the above) describes where a person stands
+instead, from the pixels alone (no box, mask or metadata is read). On a 192-row thumbnail that
+keeps the aspect ratio, a pixel is foreground when it is unlike both ends of its row (the scene
+reaches the frame's edges, a person stands inside it), and skin by the YCrCb rule. The figure's
+top, lowest row and centre line are taken from the foreground near the image's mass centre. Each
+pixel is softly named by the nearest basic colour (`COLOUR_NAMES`), and cells of rows x distance
+from the centre line (4 zones: face, torso, arms, carried things) hold the colour names of their
+foreground, its foreground share, skin share and in-frame share, in three frames: 16 bands from
+the figure's top to the image's bottom (where a crop cuts), 8 fine bands over the top 30% of the
+figure (hats, hair, face) and 4 above its lowest row (shoes in full view); plus the colour names
+of 8 bands of the image's left and right edges (the scene) and six layout numbers. Blocks weigh
+the same, square-rooted, L2-normalised: 2142 dimensions. Measured on the demo's drawn people
+(linear heads at l2=2e-6, trained on 1000, tested on 500; the former 482-d colour bands in
+brackets, at l2=1e-3): shot type 0.94 (0.71), background 0.98 (0.90), top colour 0.86 (0.73),
+bottoms colour 0.75 (0.68), bottoms length 0.81 (0.67), shoes colour 0.69 (0.09), mean of 14
+categories 0.63 (0.52); shapes (hair length, top type, eyewear, hats, bags) stay near chance.
+Its vectors differ in meaning and size from the grid's, so give it its own `ModelSpec.name`:
+embeddings are cached under `ModelSpec.ref`, which omits options.
 """
 
 from __future__ import annotations
@@ -57,11 +64,15 @@ COLOUR_NAMES: dict[str, tuple[int, int, int]] = {
 }
 _PROTOTYPES = np.array(list(COLOUR_NAMES.values()), dtype=np.float32)
 COLOUR_SPREAD = 30.0  # RGB distance at which a colour's name fades: JPEG and anti-aliasing noise
-PERSON_SIZE = (48, 64)
-PERSON_BANDS = 8
-ZONES = 3
-BORDER = 3
-PERSON_ROW_SHARE = 0.3
+PERSON_HEIGHT = 192  # rows of the person thumbnail; its width keeps the image's aspect
+FOREGROUND_DISTANCE = 40.0  # RGB distance from both row ends beyond which a pixel is foreground
+FIGURE_BANDS = 16
+# Distances from the centre line (face, torso, arms, what is carried), as shares of a height.
+ZONE_EDGES = np.array([0.0, 0.06, 0.13, 0.22, 0.4])
+HEAD_EDGES = np.linspace(0.0, 0.3, 9)  # the top of the figure, finely: hats, hair, face
+FEET_EDGES = np.linspace(0.12, 0.0, 5)  # rows above the figure's lowest one: shoes in full view
+SCENE_BANDS = 8
+CELL_FEATURES = len(COLOUR_NAMES) + 3
 
 
 class StatsLabeler:
@@ -85,7 +96,9 @@ class StatsLabeler:
     @property
     def dim(self) -> int:
         if self.features == "person":
-            return (PERSON_BANDS * ZONES + PERSON_BANDS) * len(COLOUR_NAMES) + 2
+            zones = len(ZONE_EDGES) - 1
+            bands = FIGURE_BANDS + len(HEAD_EDGES) - 1 + len(FEET_EDGES) - 1
+            return bands * zones * CELL_FEATURES + SCENE_BANDS * len(COLOUR_NAMES) + 6
         return self.grid * self.grid * FEATURES_PER_CELL
 
     def supports(self, category: CategorySpec) -> bool:
@@ -105,7 +118,7 @@ class StatsLabeler:
 
     def _embed_one(self, image: Image.Image) -> NDArray[np.float32]:
         if self.features == "person":
-            return _person_colours(image)
+            return _person_regions(image)
         thumb = image.convert("RGB").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)
         rgb = np.asarray(thumb, dtype=np.float32) / 255.0
         hsv = np.asarray(thumb.convert("HSV"), dtype=np.float32) / 255.0
@@ -141,30 +154,117 @@ def colour_names(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
     return named
 
 
-def _person_colours(image: Image.Image) -> NDArray[np.float32]:
-    width, height = PERSON_SIZE
-    thumb = image.convert("RGB").resize(PERSON_SIZE, Image.Resampling.BILINEAR)
-    named = colour_names(np.asarray(thumb, dtype=np.float32))  # (height, width, names)
-    parts: list[NDArray[np.float32]] = []
-    zones = (0, width // 4, 3 * width // 4, width)
-    for band in np.array_split(named, PERSON_BANDS, axis=0):
-        parts.extend(band[:, zones[z] : zones[z + 1]].mean(axis=(0, 1)) for z in range(ZONES))
-    # The person stands in the centre; what looks like the left and right borders is background.
-    border = np.concatenate([named[:, :BORDER], named[:, -BORDER:]], axis=1).reshape(-1, named.shape[-1])
-    background = border.mean(axis=0)
-    centre = named[:, zones[1] : zones[2]]
-    likeness = (centre @ background) / (
-        np.linalg.norm(centre, axis=-1) * float(np.linalg.norm(background)) + 1e-6
+def _person_regions(image: Image.Image) -> NDArray[np.float32]:
+    rgb = _thumbnail(image)
+    height, width = rgb.shape[:2]
+    foreground, skin = _foreground(rgb), _skin(rgb)
+    named = colour_names(rgb)
+    top, bottom, centre = _figure_extent(foreground)
+    offset = np.abs(np.arange(width, dtype=np.float32) - centre)[None, :].repeat(height, axis=0)
+    below = max(height - top, 8)  # the figure's top to the image's bottom: where a crop cuts
+    figure = max(bottom - top, 8)  # the figure's top to its lowest row: head to feet in full view
+    blocks = [
+        _region_cells(
+            named, foreground, skin, offset, np.linspace(top, height, FIGURE_BANDS + 1), ZONE_EDGES * below
+        ),
+        _region_cells(named, foreground, skin, offset, top + figure * HEAD_EDGES, ZONE_EDGES * figure),
+        _region_cells(named, foreground, skin, offset, bottom - figure * FEET_EDGES, ZONE_EDGES * figure),
+    ]
+    border = max(2, width // 20)
+    sides = np.concatenate([named[:, :border], named[:, -border:]], axis=1)
+    blocks.append(np.stack([band.mean(axis=(0, 1)) for band in np.array_split(sides, SCENE_BANDS, axis=0)]))
+    blocks.append(
+        np.array(
+            [
+                top / height,
+                bottom / height,
+                centre / width,
+                width / height,
+                foreground.mean(),
+                bottom >= height - 2,
+            ],
+            dtype=np.float32,
+        )
     )
-    person = 1.0 - likeness  # (height, centre width)
-    rows = np.flatnonzero(person.mean(axis=1) > PERSON_ROW_SHARE)
+    # Each block weighs the same whatever its size; square roots soften the shares, as above.
+    parts = [np.sqrt(np.clip(block.reshape(-1), 0.0, None)) for block in blocks]
+    features = np.concatenate([part / (float(np.linalg.norm(part)) + 1e-6) for part in parts])
+    return (features / float(np.linalg.norm(features))).astype(np.float32)
+
+
+def _thumbnail(image: Image.Image) -> NDArray[np.float32]:
+    width, height = image.size
+    side = max(16, round(PERSON_HEIGHT * width / max(height, 1)))
+    thumb = image.convert("RGB").resize((side, PERSON_HEIGHT), Image.Resampling.BILINEAR)
+    return np.asarray(thumb, dtype=np.float32)
+
+
+def _foreground(rgb: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Pixels unlike both ends of their row: a person stands inside the frame, the scene reaches
+    its left and right edges."""
+    edge = max(2, rgb.shape[1] // 40)
+    left = np.median(rgb[:, :edge], axis=1)[:, None]
+    right = np.median(rgb[:, -edge:], axis=1)[:, None]
+    distance = np.minimum(np.linalg.norm(rgb - left, axis=-1), np.linalg.norm(rgb - right, axis=-1))
+    mask: NDArray[np.bool_] = distance > FOREGROUND_DISTANCE
+    return mask
+
+
+def _skin(rgb: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """The classic YCrCb skin rule (it also takes in browns and beiges: one cue among many)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    cr = 128 + 0.5 * r - 0.419 * g - 0.081 * b
+    cb = 128 - 0.169 * r - 0.331 * g + 0.5 * b
+    mask: NDArray[np.bool_] = (luma > 45) & (cr > 135) & (cr < 180) & (cb > 80) & (cb < 135) & (r > g)
+    return mask
+
+
+def _figure_extent(foreground: NDArray[np.bool_]) -> tuple[int, int, float]:
+    """(top row, bottom row, centre column) of the foreground near the image's mass centre."""
+    height, width = foreground.shape
+    columns = foreground.sum(axis=0)
+    centre = float((np.arange(width) * columns).sum() / max(int(columns.sum()), 1))
+    low, high = max(0, int(centre - width * 0.15)), int(centre + width * 0.15) + 1
+    rows = np.flatnonzero(foreground[:, low:high].sum(axis=1) >= 2)
     top, bottom = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, height)
-    edges = np.linspace(top, bottom, PERSON_BANDS + 1).round().astype(int)
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        b = max(b, a + 1)
-        weight = person[a:b, :, None]
-        parts.append((centre[a:b] * weight).sum(axis=(0, 1)) / (float(weight.sum()) + 1e-6))
-    parts.append(np.array([top / height, bottom / height], dtype=np.float32))
-    features = np.sqrt(np.clip(np.concatenate(parts), 0.0, None))
-    norm = float(np.linalg.norm(features))
-    return (features / norm if norm > 0 else features).astype(np.float32)
+    head = foreground[top : top + max(4, (height - top) // 8)].sum(axis=0)
+    if head.sum():
+        centre = float((np.arange(width) * head).sum() / head.sum())
+    return top, bottom, centre
+
+
+def _region_cells(
+    named: NDArray[np.float32],
+    foreground: NDArray[np.bool_],
+    skin: NDArray[np.bool_],
+    offset: NDArray[np.float32],
+    row_edges: NDArray[np.float64],
+    offset_edges: NDArray[np.float64],
+) -> NDArray[np.float32]:
+    """(bands, zones, names + 3): per cell of rows x distance from the centre line, the colour
+    names of its foreground, its foreground share, skin share and the share of it in the image."""
+    height, width, names = named.shape
+    bands, zones = len(row_edges) - 1, len(offset_edges) - 1
+    band = np.digitize(np.arange(height), row_edges) - 1
+    zone = np.digitize(offset, offset_edges) - 1
+    inside = (band[:, None] >= 0) & (band[:, None] < bands) & (zone >= 0) & (zone < zones)
+    index = (band[:, None] * zones + zone)[inside]
+    cells = bands * zones
+    count = np.bincount(index, minlength=cells).astype(np.float32)
+    weight = foreground[inside].astype(np.float32)
+    seen = np.bincount(index, weights=weight, minlength=cells)
+    out = np.zeros((cells, names + 3), dtype=np.float32)
+    # One bincount over (cell, name) pairs: every colour name's foreground total per cell.
+    pairs = (index[:, None] * names + np.arange(names)).reshape(-1)
+    totals = np.bincount(
+        pairs, weights=(named[inside] * weight[:, None]).reshape(-1), minlength=cells * names
+    )
+    out[:, :names] = totals.reshape(cells, names) / (seen[:, None] + 1e-6)
+    out[:, names] = seen / (count + 1e-6)
+    out[:, names + 1] = np.bincount(index, weights=(skin & foreground)[inside], minlength=cells) / (
+        count + 1e-6
+    )
+    area = np.outer(np.diff(row_edges), 2 * np.diff(offset_edges)).reshape(-1)
+    out[:, names + 2] = np.clip(count / np.maximum(area, 1.0), 0.0, 1.0)
+    return out.reshape(bands, zones, names + 3)
