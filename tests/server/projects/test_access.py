@@ -440,3 +440,132 @@ def _default_yaml() -> str:
     from server.taxonomy.service import default_yaml
 
     return default_yaml("human-v1")
+
+
+# --- the role table ------------------------------------------------------------------------------
+
+# Every project-scoped route and the least role that may call it. Derived from the routes'
+# dependencies below and compared with this table, so that changing who may call a route is a
+# reviewed change here; then enforced by calling each route with every lesser role.
+ROLE_TABLE: dict[tuple[str, str], str] = {
+    ("DELETE", "/projects/{project_id}"): "admin",
+    ("GET", "/projects/{project_id}"): "annotator",
+    ("GET", "/projects/{project_id}/annotators"): "reviewer",
+    ("GET", "/projects/{project_id}/assignments/mine"): "annotator",
+    ("POST", "/projects/{project_id}/assignments/next"): "annotator",
+    ("GET", "/projects/{project_id}/assignments/stats"): "annotator",
+    ("GET", "/projects/{project_id}/dashboard/annotators"): "reviewer",
+    ("GET", "/projects/{project_id}/dashboard/funnel"): "annotator",
+    ("GET", "/projects/{project_id}/dashboard/work"): "annotator",
+    ("GET", "/projects/{project_id}/eval-set"): "annotator",
+    ("POST", "/projects/{project_id}/eval-set"): "lead",
+    ("GET", "/projects/{project_id}/exports"): "annotator",
+    ("POST", "/projects/{project_id}/exports"): "lead",
+    ("GET", "/projects/{project_id}/exports/{export_id}"): "annotator",
+    ("POST", "/projects/{project_id}/exports/{export_id}/cancel"): "lead",
+    ("GET", "/projects/{project_id}/exports/{export_id}/files/{name}"): "annotator",
+    ("POST", "/projects/{project_id}/exports/{export_id}/resume"): "lead",
+    ("GET", "/projects/{project_id}/flywheel"): "annotator",
+    ("POST", "/projects/{project_id}/gold"): "reviewer",
+    ("GET", "/projects/{project_id}/images"): "annotator",
+    ("GET", "/projects/{project_id}/images/stats"): "annotator",
+    ("POST", "/projects/{project_id}/import/labelstudio"): "lead",
+    ("GET", "/projects/{project_id}/ingest-runs"): "annotator",
+    ("GET", "/projects/{project_id}/ingest-runs/{run_id}"): "annotator",
+    ("POST", "/projects/{project_id}/ingest-runs/{run_id}/cancel"): "lead",
+    ("GET", "/projects/{project_id}/invites"): "lead",
+    ("POST", "/projects/{project_id}/invites"): "lead",
+    ("DELETE", "/projects/{project_id}/invites/{invite_id}"): "lead",
+    ("GET", "/projects/{project_id}/members"): "annotator",
+    ("POST", "/projects/{project_id}/members"): "lead",
+    ("DELETE", "/projects/{project_id}/members/{user_id}"): "lead",
+    ("GET", "/projects/{project_id}/model-versions"): "annotator",
+    ("GET", "/projects/{project_id}/pipeline"): "annotator",
+    ("GET", "/projects/{project_id}/rejections"): "annotator",
+    ("POST", "/projects/{project_id}/rollback"): "lead",
+    ("GET", "/projects/{project_id}/rounds"): "annotator",
+    ("POST", "/projects/{project_id}/rounds"): "lead",
+    ("GET", "/projects/{project_id}/rounds/{round_id}"): "annotator",
+    ("PUT", "/projects/{project_id}/settings"): "lead",
+    ("GET", "/projects/{project_id}/sources"): "annotator",
+    ("POST", "/projects/{project_id}/sources"): "lead",
+    ("POST", "/projects/{project_id}/sources/s3"): "lead",
+    ("POST", "/projects/{project_id}/sources/url-list"): "lead",
+    ("POST", "/projects/{project_id}/sources/url-list-link"): "lead",
+    ("POST", "/projects/{project_id}/sources/{source_id}/runs"): "lead",
+    ("PUT", "/projects/{project_id}/sources/{source_id}/watch"): "lead",
+    ("GET", "/projects/{project_id}/subjects/{subject_id}/caption"): "annotator",
+    ("POST", "/projects/{project_id}/subjects/{subject_id}/caption/preview"): "annotator",
+    ("GET", "/projects/{project_id}/taxonomy"): "annotator",
+    ("POST", "/projects/{project_id}/taxonomy"): "lead",
+    ("GET", "/projects/{project_id}/taxonomy/versions"): "annotator",
+    ("GET", "/projects/{project_id}/taxonomy/versions/{version_id}"): "annotator",
+    ("POST", "/projects/{project_id}/uploads"): "lead",
+    ("GET", "/projects/{project_id}/webhooks"): "lead",
+    ("POST", "/projects/{project_id}/webhooks"): "lead",
+    ("DELETE", "/projects/{project_id}/webhooks/{webhook_id}"): "lead",
+    ("GET", "/projects/{project_id}/webhooks/{webhook_id}/deliveries"): "lead",
+}
+ROLES = ("annotator", "reviewer", "lead")
+
+
+def _declared_roles(app: Any) -> dict[tuple[str, str], str]:
+    from server.auth import deps as auth_deps
+    from server.projects import deps as project_deps
+
+    names = {
+        project_deps._member: "annotator",
+        project_deps._reviewer: "reviewer",
+        project_deps._lead: "lead",
+        auth_deps._admin: "admin",
+    }
+    rank = {"annotator": 0, "reviewer": 1, "lead": 2, "admin": 3}
+
+    def needs(dependant: Any) -> set[str]:
+        found: set[str] = set()
+        for sub in dependant.dependencies:
+            if sub.call in names:
+                found.add(names[sub.call])
+            found |= needs(sub)
+        return found
+
+    table: dict[tuple[str, str], str] = {}
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        for context in contexts() if contexts is not None else ():
+            path = context.path_format.removeprefix(PREFIX)
+            if "{project_id}" not in path:
+                continue
+            roles = needs(context.dependant)
+            assert roles, f"{path} resolves no project role"
+            for method in context.methods:
+                table[(method, path)] = max(roles, key=rank.__getitem__)
+    return table
+
+
+def test_every_project_route_declares_the_role_in_the_table(client: TestClient) -> None:
+    declared = _declared_roles(client.app)
+    assert declared == ROLE_TABLE, {
+        "changed": {k: (ROLE_TABLE.get(k), v) for k, v in declared.items() if ROLE_TABLE.get(k) != v},
+        "gone": sorted(set(ROLE_TABLE) - set(declared)),
+    }
+
+
+def test_every_role_below_a_routes_minimum_is_refused_and_changes_nothing(
+    env: dict[str, Any], client: TestClient, member_factory: Any, world: World
+) -> None:
+    schema = client.app.openapi()  # type: ignore[attr-defined]
+    b = world.ids_in_b["project_id"]
+    callers = {role: member_factory(b, role, f"bravo-{role}-2@example.com") for role in ROLES}
+    before, files_before = _fingerprint(), _stored_files(env)
+    checked = 0
+    for (method, path), minimum in ROLE_TABLE.items():
+        route = Route(method, path, schema["paths"][PREFIX + path][method.lower()])
+        for role in ROLES[: ROLES.index(minimum)] if minimum in ROLES else ROLES:
+            response = callers[role].request(method, _fill(route, world.ids_in_b), **_body(route, schema, {}))
+            assert response.status_code == 403, f"{role}: {method} {path} -> {response.status_code}"
+            assert response.json()["error"] == "forbidden"
+            checked += 1
+    assert checked > 40
+    assert _fingerprint() == before
+    assert _stored_files(env) == files_before
