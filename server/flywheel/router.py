@@ -6,7 +6,15 @@ from fastapi import APIRouter, status
 
 from server.core.http import DbSession
 from server.flywheel import service
-from server.flywheel.schemas import EvalSetIn, EvalSetOut, FlywheelOut, RollbackIn, RoundIn, RoundOut
+from server.flywheel.schemas import (
+    EvalSetIn,
+    EvalSetOut,
+    FlywheelOut,
+    PromoteIn,
+    RollbackIn,
+    RoundIn,
+    RoundOut,
+)
 from server.projects.deps import ProjectLead, ProjectMember
 
 router = APIRouter(tags=["flywheel"])
@@ -54,4 +62,12 @@ def get_round(round_id: int, session: DbSession, grant: ProjectMember) -> RoundO
 def rollback(body: RollbackIn, session: DbSession, grant: ProjectLead) -> FlywheelOut:
     """Make an earlier model version active again; undecided subjects are re-labelled and re-routed."""
     service.rollback(session, grant.project, body.model_version_id)
+    return service.overview(session, grant.project)
+
+
+@router.post("/projects/{project_id}/promote", response_model=FlywheelOut)
+def promote(body: PromoteIn, session: DbSession, grant: ProjectLead) -> FlywheelOut:
+    """Promote a candidate its round rejected (a lead overriding the gate, with a reason kept on the
+    version); undecided subjects are re-labelled and re-routed as after any promotion."""
+    service.promote_rejected(session, grant.project, body.model_version_id, grant.user.id, body.reason)
     return service.overview(session, grant.project)

@@ -25,6 +25,13 @@ class RollbackIn(BaseModel):
     model_version_id: int
 
 
+class PromoteIn(BaseModel):
+    """A lead's override of the gate: the rejected candidate becomes active, with the reason kept."""
+
+    model_version_id: int
+    reason: str = Field(min_length=3, max_length=1000)
+
+
 class AuditOut(BaseModel):
     """What reviewers found auditing auto-accepted labels: accuracy with its Wilson interval."""
 

@@ -443,6 +443,30 @@ def rollback(session: Session, project: Project, version_id: int) -> ModelVersio
     return version
 
 
+def promote_rejected(
+    session: Session, project: Project, version_id: int, user_id: int, reason: str
+) -> ModelVersion:
+    """A lead overrides the gate: the candidate a round rejected becomes the active labeler. Its
+    evaluation stays what the round measured, so routing trusts only what it earned."""
+    if repository.running_round(session, project.id) is not None:
+        raise Conflict("a round is running; promote after it finishes", code="round_running")
+    version = labelers.version_of(session, project.id, version_id)
+    if version.status != ModelStatus.rejected.value:
+        raise Conflict(
+            f"model version {version_id} is {version.status}: only a rejected candidate is promoted "
+            "this way (an earlier active version comes back by rollback)",
+            code="not_rejected",
+        )
+    if not version.metrics.get("categories"):
+        raise Conflict(f"model version {version_id} was never evaluated", code="not_evaluated")
+    override = {"user_id": user_id, "reason": reason, "at": utcnow().isoformat()}
+    version.metrics = {**version.metrics, "promoted_by_lead": override}
+    labelers.promote(session, project, version)
+    relabel(session, project)
+    log.info("flywheel.promoted_by_lead", model_version_id=version.id, user_id=user_id)
+    return version
+
+
 def due_rounds(session: Session, now: datetime | None = None) -> list[int]:
     """Start rounds where enough new verified subjects arrived, or the schedule says so."""
     now = now or utcnow()

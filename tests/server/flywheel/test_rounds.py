@@ -255,3 +255,33 @@ def _submit_some(admin: Api, project_id: int, total: int) -> None:
         ]
         body = {"client_id": str(uuid.uuid4()), "answers": answers, "lead_time_ms": 500}
         assert admin.post(f"/assignments/{assignment['id']}/submit", json=body).status_code == 200
+
+
+def test_a_lead_can_promote_a_rejected_candidate_with_a_reason_kept(
+    admin: Api, people: dict[str, Any]
+) -> None:
+    project_id = people["id"]
+    _reserved_and_worked(admin, project_id)
+    upload_people(admin, project_id, 2, seed=901)  # undecided subjects the promotion re-labels
+    recorder, payload = _started(admin, project_id)
+    with runtime.database().session_scope() as session:
+        assert service.persist_training(session, _result(payload, right=False)) == "rejected"
+    candidate = payload["model_version_id"]
+    unexplained = {"model_version_id": candidate, "reason": ""}
+    too_short = admin.post(f"/projects/{project_id}/promote", json=unexplained)
+    assert too_short.status_code == 422
+    body = {"model_version_id": candidate, "reason": "the eval set is mislabelled; checked by hand"}
+    promoted = admin.post(f"/projects/{project_id}/promote", json=body)
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["active_model_version_id"] == candidate
+    relabel = recorder.take(tasknames.FLYWHEEL_RELABEL)
+    assert sorted(i for job in relabel for i in job.kwargs["image_ids"]) == _two_newest_images()
+    with runtime.database().session_scope() as session:
+        version = session.get(ModelVersion, candidate)
+        assert version is not None and version.status == "active"
+        assert version.metrics["promoted_by_lead"]["reason"] == body["reason"]
+    # Only a rejected candidate: the active one (or an earlier one) is refused with a reason.
+    again = admin.post(f"/projects/{project_id}/promote", json=body)
+    assert (again.status_code, again.json()["error"]) == (409, "not_rejected")
+    unknown = admin.post(f"/projects/{project_id}/promote", json={**body, "model_version_id": 10_000})
+    assert unknown.status_code == 404

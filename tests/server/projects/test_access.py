@@ -482,6 +482,7 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("GET", "/projects/{project_id}/model-versions"): "annotator",
     ("GET", "/projects/{project_id}/pipeline"): "annotator",
     ("GET", "/projects/{project_id}/rejections"): "annotator",
+    ("POST", "/projects/{project_id}/promote"): "lead",
     ("POST", "/projects/{project_id}/rollback"): "lead",
     ("GET", "/projects/{project_id}/rounds"): "annotator",
     ("POST", "/projects/{project_id}/rounds"): "lead",

@@ -273,6 +273,9 @@ export const startRound = async (id: number): Promise<RoundOut> =>
   (await post<RoundOut>(`${p(id)}/rounds`, { trigger: "manual" })) as RoundOut;
 export const rollback = async (id: number, modelVersionId: number): Promise<FlywheelOut> =>
   (await post<FlywheelOut>(`${p(id)}/rollback`, { model_version_id: modelVersionId })) as FlywheelOut;
+/** A lead's override of the gate: the rejected candidate becomes active; the reason is kept. */
+export const promoteRejected = async (id: number, modelVersionId: number, reason: string): Promise<FlywheelOut> =>
+  (await post<FlywheelOut>(`${p(id)}/promote`, { model_version_id: modelVersionId, reason })) as FlywheelOut;
 export const modelVersions = (id: number): Promise<ModelVersion[]> => get<ModelVersion[]>(`${p(id)}/model-versions`);
 
 export const taxonomy = (id: number): Promise<TaxonomyTree> => get<TaxonomyTree>(`${p(id)}/taxonomy`);

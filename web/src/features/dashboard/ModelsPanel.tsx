@@ -5,7 +5,8 @@ import { AXIS, Card, GRID, Loading, message, pct, Problem, TOOLTIP, usePoll, use
 
 const RUNNING = new Set(["queued", "training"]);
 
-/** Labeler versions and rounds: start a round, compare its candidate with the baseline, roll back. */
+/** Labeler versions and rounds: start a round, compare its candidate with the baseline, promote a
+ * rejected candidate (a lead's override, with a reason), roll back. */
 export function ModelsPanel({ projectId, isLead }: { projectId: number; isLead: boolean }) {
   const loaded = useLoad(
     () => Promise.all([api.modelVersions(projectId), api.rounds(projectId)]),
@@ -164,6 +165,24 @@ export function ModelsPanel({ projectId, isLead }: { projectId: number; isLead: 
                       <td>{when(v.created_at)}</td>
                       <td>{when(v.promoted_at)}</td>
                       <td>
+                        {isLead && v.status === "rejected" && (
+                          <button
+                            type="button"
+                            className="button"
+                            data-testid={`promote-${v.id}`}
+                            disabled={busy || running}
+                            onClick={() => {
+                              const reason = window.prompt(
+                                `Promote ${v.version} although its round rejected it? Say why (kept with the version):`,
+                              );
+                              if (reason !== null && reason.trim().length >= 3) {
+                                void act(() => api.promoteRejected(projectId, v.id, reason.trim()));
+                              }
+                            }}
+                          >
+                            Promote anyway
+                          </button>
+                        )}
                         {isLead && v.status === "retired" && (
                           <button
                             type="button"
@@ -184,7 +203,8 @@ export function ModelsPanel({ projectId, isLead }: { projectId: number; isLead: 
                 </tbody>
               </table>
               <p className="muted">
-                Candidates are promoted by their round when they pass the gate; a retired version can be made active again.
+                Candidates are promoted by their round when they pass the gate; a lead can promote a rejected one anyway,
+                with a reason, and a retired version can be made active again.
               </p>
             </Card>
           </>
