@@ -1,8 +1,7 @@
 // The data lead's dashboard against the real stack: every page with data, charts drawn as SVG
 // under the enforced Content-Security-Policy, screenshots named in the report.
-import { type Page, type TestInfo } from "@playwright/test";
-import path from "node:path";
-import { expect, signIn, stack, test } from "./helpers";
+import type { Page } from "@playwright/test";
+import { consoleErrors, expect, openSection, screenshot, signIn, stack, test } from "./helpers";
 
 interface Board {
   id: number;
@@ -18,37 +17,8 @@ function board(): Board {
   return found;
 }
 
-async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const file = path.join(path.dirname(testInfo.outputDir), `dashboard-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  await testInfo.attach(`dashboard-${name}`, { path: file, contentType: "image/png" });
-  console.log(`screenshot: ${file}`);
-}
 
-/**
- * Console errors and server errors are failures here too (CSP violations and page errors: the
- * helpers' fixture). Chromium logs every 4xx the app meets as a console error; the expected ones
- * (401 from the session probe before sign-in, 422 for the invalid taxonomy, 404 for a used
- * invite) are answers the pages show, so a 4xx counts only through what the page does with it.
- */
-function consoleErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) {
-      errors.push(m.text());
-    }
-  });
-  page.on("response", (r) => {
-    if (r.status() >= 500) errors.push(`${r.status()} ${r.request().method()} ${r.url()}`);
-  });
-  return errors;
-}
 
-async function open(page: Page, section: string): Promise<void> {
-  await page.getByTestId(`nav-${section}`).click();
-  await expect(page.getByTestId(`dashboard-${section}`)).toBeVisible();
-  await expect(page.getByText("loading…")).toHaveCount(0);
-}
 
 async function chartDrawn(page: Page, testId: string): Promise<void> {
   const surface = page.getByTestId(testId).locator("svg.recharts-surface").first();
@@ -75,9 +45,9 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   for (const [key, n] of Object.entries(counts)) await expect(page.getByTestId(`funnel-${key}`)).toContainText(String(n));
   await chartDrawn(page, "funnel-chart");
   await expect(page.getByTestId("funnel-chart").locator(".recharts-bar-rectangle")).toHaveCount(5);
-  await shot(page, testInfo, "funnel");
+  await screenshot(page, testInfo, "funnel", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "flywheel");
+  await openSection(page, "flywheel");
   await expect(page.getByTestId("fw-macro")).toBeVisible();
   // The stack answered an evaluation set and ran a round: accuracy per category and round.
   await chartDrawn(page, "fw-rounds-chart");
@@ -86,25 +56,25 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   const flywheel = (await (await page.request.get(`/api/v1/projects/${id}/flywheel`)).json()) as { categories: unknown[] };
   if (flywheel.categories.length > 0) await chartDrawn(page, "fw-categories-chart");
   else await expect(page.getByTestId("fw-categories-chart")).toContainText("No category scored yet");
-  await shot(page, testInfo, "flywheel");
+  await screenshot(page, testInfo, "flywheel", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "work");
+  await openSection(page, "work");
   await chartDrawn(page, "work-depth");
   await chartDrawn(page, "work-throughput");
   await expect(page.getByTestId("submitted-total")).toContainText(String(reviewed));
   const row = page.getByTestId("annotators-table").locator("tr", { hasText: annotator });
   await expect(row).toContainText(String(reviewed));
-  await shot(page, testInfo, "work");
+  await screenshot(page, testInfo, "work", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "models");
+  await openSection(page, "models");
   await expect(page.getByTestId("versions").locator("tbody tr", { hasText: "active" })).toHaveCount(1);
   await expect(page.getByTestId("rounds").locator("tbody tr")).toHaveCount(1);
   await chartDrawn(page, "models-compare");
   await expect(page.getByTestId("models-compare").locator(".recharts-bar-rectangle").first()).toBeVisible();
   await expect(page.getByTestId("start-round")).toBeEnabled();
-  await shot(page, testInfo, "models");
+  await screenshot(page, testInfo, "models", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "taxonomy");
+  await openSection(page, "taxonomy");
   await expect(page.getByTestId("taxonomy-tree").locator("[role=treeitem]").first()).toBeVisible();
   const bad = [
     "name: bad",
@@ -127,9 +97,9 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   await expect(errorsList.locator(".errors__item", { hasText: "duplicate value key" }).locator(".errors__path")).toHaveText(
     "regions[0].categories[0].values[1].key",
   );
-  await shot(page, testInfo, "taxonomy");
+  await screenshot(page, testInfo, "taxonomy", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "sources");
+  await openSection(page, "sources");
   await expect(page.getByTestId("sources")).toContainText("uploads");
   await expect(page.getByTestId("runs").locator("tbody tr").first()).toContainText("succeeded");
   const urlForm = page.getByTestId("url-list-form");
@@ -141,9 +111,9 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   await urlForm.locator("input[name=url-name]").fill("web people");
   await urlForm.getByRole("button", { name: "Add URL list" }).click();
   await expect(page.getByTestId("sources").locator("tr", { hasText: "web people" })).toContainText("url_list");
-  await shot(page, testInfo, "sources");
+  await screenshot(page, testInfo, "sources", { prefix: "dashboard", fullPage: true });
 
-  await open(page, "exports");
+  await openSection(page, "exports");
   const exportsTable = page.getByTestId("exports");
   const before = await exportsTable.locator("tbody tr").count();
   expect(before).toBeGreaterThan(0);
@@ -156,7 +126,7 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   const manifest = await page.request.get(href ?? "");
   expect(manifest.status()).toBe(200);
   expect(((await manifest.json()) as { counts: { subjects: number } }).counts.subjects).toBe(counts.verified);
-  await shot(page, testInfo, "exports");
+  await screenshot(page, testInfo, "exports", { prefix: "dashboard", fullPage: true });
 
   expect(errors, "console errors").toEqual([]);
 });
@@ -175,7 +145,7 @@ test("a lead invites someone, who joins through the link and shows up as a membe
   const url = (await page.getByTestId("invite-url").textContent()) ?? "";
   expect(url).toMatch(/\/invite\/[A-Za-z0-9_-]+$/);
   await expect(page.getByTestId("invites").locator("tr", { hasText: email })).toHaveAttribute("data-state", "open");
-  await shot(page, testInfo, "people");
+  await screenshot(page, testInfo, "people", { prefix: "dashboard", fullPage: true });
 
   const stranger = await browser.newContext();
   const invitee = await stranger.newPage();

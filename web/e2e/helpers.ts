@@ -134,13 +134,44 @@ export async function stats(request: APIRequestContext, projectId: number): Prom
   return (await response.json()) as { queued: number; mine_submitted: number };
 }
 
-/** Saves a screenshot under test-results/ with a stable name and says where it is. */
-export async function screenshot(page: Page, testInfo: TestInfo, name: string): Promise<string> {
-  const file = path.join(path.dirname(testInfo.outputDir), `review-${name}.png`);
-  await page.screenshot({ path: file });
-  await testInfo.attach(`review-${name}`, { path: file, contentType: "image/png" });
+/** Saves a screenshot under test-results/ as `<prefix>-<name>.png` and says where it is. */
+export async function screenshot(
+  page: Page,
+  testInfo: TestInfo,
+  name: string,
+  { prefix = "review", fullPage = false }: { prefix?: string; fullPage?: boolean } = {},
+): Promise<string> {
+  const file = path.join(path.dirname(testInfo.outputDir), `${prefix}-${name}.png`);
+  await page.screenshot({ path: file, fullPage });
+  await testInfo.attach(`${prefix}-${name}`, { path: file, contentType: "image/png" });
   console.log(`screenshot: ${file}`);
   return file;
+}
+
+/**
+ * Console errors and server errors, collected for the test to assert on. Chromium logs every 4xx
+ * the app meets as a console error; an expected 4xx (the session probe before sign-in, an invalid
+ * upload, a used invite) is an answer the page shows, so a 4xx counts only through what the page
+ * does with it.
+ */
+export function consoleErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) {
+      errors.push(m.text());
+    }
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 500) errors.push(`${r.status()} ${r.request().method()} ${r.url()}`);
+  });
+  return errors;
+}
+
+/** Opens a dashboard section from the side navigation and waits until it has loaded. */
+export async function openSection(page: Page, name: string): Promise<void> {
+  await page.getByTestId(`nav-${name}`).click();
+  await expect(page.getByTestId(`dashboard-${name}`)).toBeVisible();
+  await expect(page.getByText("loading…")).toHaveCount(0);
 }
 
 /** How many pixels of the parsing overlay are painted (0 when there is no overlay). */

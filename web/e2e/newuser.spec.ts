@@ -1,8 +1,6 @@
 // A new person's first day, all in the browser: a lead invites an annotator, who joins through the
 // link and reviews with the keyboard; the lead sees the work on the dashboard and exports it.
-import type { Page, TestInfo } from "@playwright/test";
-import path from "node:path";
-import { changeFocused, expect, openReview, signIn, stack, submitWithKeyboard, test } from "./helpers";
+import { changeFocused, consoleErrors, expect, openReview, openSection, screenshot, signIn, stack, submitWithKeyboard, test } from "./helpers";
 
 interface NewUser {
   id: number;
@@ -17,32 +15,8 @@ function project(): NewUser {
   return found;
 }
 
-async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const file = path.join(path.dirname(testInfo.outputDir), `newuser-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  await testInfo.attach(`newuser-${name}`, { path: file, contentType: "image/png" });
-  console.log(`screenshot: ${file}`);
-}
 
-/** Console errors and server errors (an expected 4xx shows as what the page does with it). */
-function consoleErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) {
-      errors.push(m.text());
-    }
-  });
-  page.on("response", (r) => {
-    if (r.status() >= 500) errors.push(`${r.status()} ${r.request().method()} ${r.url()}`);
-  });
-  return errors;
-}
 
-async function section(page: Page, name: string): Promise<void> {
-  await page.getByTestId(`nav-${name}`).click();
-  await expect(page.getByTestId(`dashboard-${name}`)).toBeVisible();
-  await expect(page.getByText("loading…")).toHaveCount(0);
-}
 
 test("a lead invites an annotator, who reviews; the lead sees the work and exports it", async ({ page, browser }, testInfo) => {
   test.setTimeout(150_000);
@@ -54,7 +28,7 @@ test("a lead invites an annotator, who reviews; the lead sees the work and expor
   await page.getByTestId(`project-${id}`).click();
   await page.getByTestId("topbar-dashboard").click();
   await expect(page.getByTestId("dashboard-funnel")).toBeVisible();
-  await section(page, "people");
+  await openSection(page, "people");
   const email = `newcomer-${Date.now()}@example.com`;
   await page.getByLabel("email", { exact: true }).fill(email);
   await page.getByLabel("role", { exact: true }).selectOption("annotator");
@@ -62,7 +36,7 @@ test("a lead invites an annotator, who reviews; the lead sees the work and expor
   const url = (await page.getByTestId("invite-url").textContent()) ?? "";
   expect(url).toMatch(/\/invite\/[A-Za-z0-9_-]+$/);
   await expect(page.getByTestId("invites").locator("tr", { hasText: email })).toHaveAttribute("data-state", "open");
-  await shot(page, testInfo, "1-invite");
+  await screenshot(page, testInfo, "1-invite", { prefix: "newuser", fullPage: true });
 
   // 2. The invitee opens the link in their own browser and signs up.
   const theirs = await browser.newContext({ baseURL: stack().base_url });
@@ -72,25 +46,25 @@ test("a lead invites an annotator, who reviews; the lead sees the work and expor
     await invitee.goto(url);
     await expect(invitee.getByTestId("invite-preview")).toContainText(name);
     await expect(invitee.getByTestId("invite-preview")).toContainText("annotator");
-    await shot(invitee, testInfo, "2-invite-page");
+    await screenshot(invitee, testInfo, "2-invite-page", { prefix: "newuser", fullPage: true });
     await invitee.locator("#display-name").fill("Nora Newcomer");
     await invitee.locator("#new-password").fill("newcomer's own password");
     await invitee.getByRole("button", { name: "Join" }).click();
     await expect(invitee.locator(".project", { hasText: name })).toBeVisible();
     await expect(invitee.locator(".topbar__user")).toHaveText("Nora Newcomer");
-    await shot(invitee, testInfo, "3-joined");
+    await screenshot(invitee, testInfo, "3-joined", { prefix: "newuser", fullPage: true });
 
     // 3. They review with the keyboard only: Enter opens the queue, a digit changes a value,
     //    Enter submits; the second is accepted as pre-filled.
     const first = await openReview(invitee);
     await expect(invitee.locator(".field--focused")).toBeVisible();
-    await shot(invitee, testInfo, "4-review");
+    await screenshot(invitee, testInfo, "4-review", { prefix: "newuser", fullPage: true });
     await changeFocused(invitee);
     await submitWithKeyboard(invitee);
     await submitWithKeyboard(invitee);
     await expect(invitee.getByTestId("session-saved")).toHaveText("2");
     await expect(invitee.getByTestId("save-status")).toHaveText("All saved");
-    await shot(invitee, testInfo, "5-reviewed");
+    await screenshot(invitee, testInfo, "5-reviewed", { prefix: "newuser", fullPage: true });
     const firstAfter = await invitee.request.get(`/api/v1/assignments/${first}`);
     expect(((await firstAfter.json()) as { status: string }).status).toBe("submitted");
     expect(inviteeErrors, "the invitee's console errors").toEqual([]);
@@ -102,17 +76,17 @@ test("a lead invites an annotator, who reviews; the lead sees the work and expor
   await page.reload();
   await expect(page.getByTestId("members")).toContainText("Nora Newcomer");
   await expect(page.getByTestId("invites").locator("tr", { hasText: email })).toHaveAttribute("data-state", "used");
-  await section(page, "work");
+  await openSection(page, "work");
   await expect(page.getByTestId("submitted-total")).toContainText("2");
   const row = page.getByTestId("annotators-table").locator("tr", { hasText: email });
   await expect(row).toContainText("Nora Newcomer");
   await expect(row).toContainText("annotator");
   await expect(row.locator("td.num").first()).toHaveText("2");
   await row.scrollIntoViewIfNeeded();
-  await shot(page, testInfo, "6-work");
+  await screenshot(page, testInfo, "6-work", { prefix: "newuser", fullPage: true });
 
   // 5. The lead exports the verified labels and watches it finish.
-  await section(page, "exports");
+  await openSection(page, "exports");
   const table = page.getByTestId("exports");
   const before = await table.locator("tbody tr").count();
   await page.getByTestId("export-create").click();
@@ -130,7 +104,7 @@ test("a lead invites an annotator, who reviews; the lead sees the work and expor
     counts: { subjects: number };
   };
   expect(manifest.counts.subjects).toBe(2);
-  await shot(page, testInfo, "7-export");
+  await screenshot(page, testInfo, "7-export", { prefix: "newuser", fullPage: true });
 
   expect(errors, "the lead's console errors").toEqual([]);
 });

@@ -5,8 +5,7 @@
 // twice: once under the server's Content-Security-Policy (nothing blocked, nothing run), once
 // with the CSP bypassed, which shows that the UI itself never turns a string into markup.
 import type { Browser, BrowserContext, Page, TestInfo } from "@playwright/test";
-import path from "node:path";
-import { expect, signIn, stack, test } from "./helpers";
+import { expect, openSection, screenshot, signIn, stack, test } from "./helpers";
 
 interface Account {
   email: string;
@@ -91,17 +90,9 @@ async function domProblems(page: Page): Promise<string[]> {
   return page.evaluate(() => [...((window as unknown as { __xssDom?: string[] }).__xssDom ?? [])]);
 }
 
-async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  const file = path.join(path.dirname(testInfo.outputDir), `xss-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  await testInfo.attach(`xss-${name}`, { path: file, contentType: "image/png" });
-  console.log(`screenshot: ${file}`);
-}
 
 async function section(page: Page, witness: Witness, name: string): Promise<void> {
-  await page.getByTestId(`nav-${name}`).click();
-  await expect(page.getByTestId(`dashboard-${name}`)).toBeVisible();
-  await expect(page.getByText("loading…")).toHaveCount(0);
+  await openSection(page, name);
   witness.dom.push(...(await domProblems(page)));
 }
 
@@ -113,7 +104,7 @@ async function leadTour(context: BrowserContext, witness: Witness, testInfo: Tes
   const list = page.getByTestId("projects");
   for (const projectName of [name, ...project_names]) await expect(list).toContainText(projectName);
   witness.dom.push(...(await domProblems(page)));
-  if (tag === "csp") await shot(page, testInfo, "projects");
+  if (tag === "csp") await screenshot(page, testInfo, "projects", { prefix: "xss", fullPage: true });
 
   await page.goto(`/projects/${id}/dashboard`);
   await expect(page.getByTestId("dashboard-funnel")).toBeVisible();
@@ -128,14 +119,14 @@ async function leadTour(context: BrowserContext, witness: Witness, testInfo: Tes
   if (!listed) throw new Error("the xss project has no URL-list source");
   await expect(page.getByTestId("dashboard-funnel")).toContainText(listed.name);
   witness.dom.push(...(await domProblems(page)));
-  if (tag === "csp") await shot(page, testInfo, "funnel");
+  if (tag === "csp") await screenshot(page, testInfo, "funnel", { prefix: "xss", fullPage: true });
 
   await section(page, witness, "flywheel");
   await section(page, witness, "work");
   // The annotator reviewed through the API; their display name is a payload.
   await expect(page.getByTestId("annotators-table")).toContainText(payloads[3] ?? "");
   await expect(page.locator(".topbar__user")).toContainText(payloads[2] ?? "");
-  if (tag === "csp") await shot(page, testInfo, "work");
+  if (tag === "csp") await screenshot(page, testInfo, "work", { prefix: "xss", fullPage: true });
   await section(page, witness, "models");
 
   await section(page, witness, "taxonomy");
@@ -156,7 +147,7 @@ async function leadTour(context: BrowserContext, witness: Witness, testInfo: Tes
   await page.getByTestId("taxonomy-submit").click();
   await expect(page.getByTestId("taxonomy-errors")).toBeVisible();
   witness.dom.push(...(await domProblems(page)));
-  if (tag === "csp") await shot(page, testInfo, "taxonomy");
+  if (tag === "csp") await screenshot(page, testInfo, "taxonomy", { prefix: "xss", fullPage: true });
 
   await section(page, witness, "sources");
   const table = page.getByTestId("sources");
@@ -164,20 +155,20 @@ async function leadTour(context: BrowserContext, witness: Witness, testInfo: Tes
   const rejections = (await (await page.request.get(`/api/v1/projects/${id}/rejections`)).json()) as { name: string }[];
   expect(rejections.length).toBeGreaterThanOrEqual(4);
   for (const r of rejections) await expect(page.getByTestId("rejections")).toContainText(r.name);
-  if (tag === "csp") await shot(page, testInfo, "sources");
+  if (tag === "csp") await screenshot(page, testInfo, "sources", { prefix: "xss", fullPage: true });
 
   await section(page, witness, "exports");
   await expect(page.getByTestId("export-form")).toContainText(listed.name);
   await page.getByTestId("exports").getByRole("button", { name: "Manifest" }).first().click();
   await expect(page.getByTestId("manifest-link")).toBeVisible({ timeout: 30_000 });
   witness.dom.push(...(await domProblems(page)));
-  if (tag === "csp") await shot(page, testInfo, "exports");
+  if (tag === "csp") await screenshot(page, testInfo, "exports", { prefix: "xss", fullPage: true });
 
   await section(page, witness, "people");
   const members = page.getByTestId("members");
   await expect(members).toContainText(payloads[2] ?? "");
   await expect(members).toContainText(payloads[3] ?? "");
-  if (tag === "csp") await shot(page, testInfo, "people");
+  if (tag === "csp") await screenshot(page, testInfo, "people", { prefix: "xss", fullPage: true });
   witness.dom.push(...(await domProblems(page)));
   await page.close();
 }
@@ -203,7 +194,7 @@ async function annotatorTour(context: BrowserContext, witness: Witness, testInfo
   await page.keyboard.press("?");
   await expect(page.getByTestId("help")).toBeVisible();
   await page.keyboard.press("?");
-  if (tag === "csp") await shot(page, testInfo, "review");
+  if (tag === "csp") await screenshot(page, testInfo, "review", { prefix: "xss", fullPage: true });
   // A skip reason is the annotator's note to the lead.
   await page.keyboard.press("s");
   await expect(page.getByTestId("skip-prompt")).toBeVisible();
@@ -212,7 +203,7 @@ async function annotatorTour(context: BrowserContext, witness: Witness, testInfo
   await page.keyboard.press("Enter");
   await expect(page.getByTestId("notice")).toContainText(reason);
   witness.dom.push(...(await domProblems(page)));
-  if (tag === "csp") await shot(page, testInfo, "skipped");
+  if (tag === "csp") await screenshot(page, testInfo, "skipped", { prefix: "xss", fullPage: true });
   await page.close();
 }
 
