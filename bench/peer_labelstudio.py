@@ -58,7 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from review_api import _run, free_port, log, percentiles, pressure_us  # noqa: E402
+from review_api import _run, free_port, log, percentiles, pressure_us, report_load  # noqa: E402
 
 LS_VERSION = "1.23.2"
 PEER = f"label-studio {LS_VERSION}"
@@ -539,32 +539,7 @@ def main() -> None:
     log(f"statuses: {dict(sorted(out.statuses.items()))}")
     log(f"next ms   {percentiles(out.next_ms)}  max {max(out.next_ms, default=0):.1f}")
     log(f"submit ms {percentiles(out.submit_ms)}  max {max(out.submit_ms, default=0):.1f}")
-    if out.timeline:
-        origin = min(t for t, _, _ in out.timeline)
-        width = max(1.0, args.seconds / 6)
-        buckets: dict[int, list[float]] = defaultdict(list)
-        for t, _, ms in out.timeline:
-            buckets[int((t - origin) // width)].append(ms)
-        log("latency over time (next and submit together):")
-        for b in sorted(buckets):
-            q = percentiles(buckets[b])
-            log(
-                f"  {b * width:5.0f}-{(b + 1) * width:<5.0f}s n={len(buckets[b]):5d} p50 {q['p50']} "
-                f"p99 {q['p99']} max {max(buckets[b]):.1f}"
-            )
-    log(f"load generator CPU: {cpu:.1f} s over {wall:.1f} s wall ({100 * cpu / wall:.0f}% of one core)")
-    pressure: dict[str, float | None] = {}
-    for resource in ("cpu", "io"):
-        before, after = pressure0[resource], pressure1[resource]
-        pressure[resource] = (
-            round(100 * (after - before) / 1e6 / wall, 1)
-            if before is not None and after is not None
-            else None
-        )
-    log(
-        f"machine during the load: some task waited for a CPU {pressure['cpu']}% and for I/O "
-        f"{pressure['io']}% of the time; load average {load_average[0]:.2f} on {os.cpu_count()} CPUs"
-    )
+    pressure = report_load(out.timeline, args.seconds, wall, cpu, pressure0, pressure1, load_average)
     log(f"checks: {figures}")
     log(f"server log: {locked} 'database is locked' replays, {overlap_bugs} overlap errors (\"it's a bug\")")
     if out.error_samples:

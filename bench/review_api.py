@@ -660,6 +660,46 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99)}
 
 
+def report_load(
+    timeline: list[tuple[float, str, float]],
+    seconds: float,
+    wall: float,
+    cpu: float,
+    pressure0: dict[str, int | None],
+    pressure1: dict[str, int | None],
+    load_average: tuple[float, float, float],
+) -> dict[str, float | None]:
+    """Logs latency over time, the load generator's CPU and the machine's pressure during the
+    load; returns the CPU and I/O pressure in percent of the wall time (None without PSI)."""
+    if timeline:
+        origin = min(t for t, _, _ in timeline)
+        width = max(1.0, seconds / 6)
+        buckets: dict[int, list[float]] = defaultdict(list)
+        for t, _, ms in timeline:
+            buckets[int((t - origin) // width)].append(ms)
+        log("latency over time (next and submit together):")
+        for b in sorted(buckets):
+            q = percentiles(buckets[b])
+            log(
+                f"  {b * width:5.0f}-{(b + 1) * width:<5.0f}s n={len(buckets[b]):5d} p50 {q['p50']} "
+                f"p99 {q['p99']} max {max(buckets[b]):.1f}"
+            )
+    log(f"load generator CPU: {cpu:.1f} s over {wall:.1f} s wall ({100 * cpu / wall:.0f}% of one core)")
+    pressure: dict[str, float | None] = {}
+    for resource in ("cpu", "io"):
+        before, after = pressure0[resource], pressure1[resource]
+        pressure[resource] = (
+            round(100 * (after - before) / 1e6 / wall, 1)
+            if before is not None and after is not None
+            else None
+        )
+    log(
+        f"machine during the load: some task waited for a CPU {pressure['cpu']}% and for I/O "
+        f"{pressure['io']}% of the time; load average {load_average[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    return pressure
+
+
 def _run(coroutine: Any) -> Any:
     """uvloop when installed (less client CPU per request), else asyncio."""
     try:
@@ -763,32 +803,7 @@ def main() -> None:
     log(f"next ms   {percentiles(out.next_ms)}  max {max(out.next_ms, default=0):.1f}")
     log(f"submit ms {percentiles(out.submit_ms)}  max {max(out.submit_ms, default=0):.1f}")
     log(f"retry ms  {percentiles(out.retry_ms)}  ({out.retries} retries, {out.retry_mismatches} mismatched)")
-    if out.timeline:
-        origin = min(t for t, _, _ in out.timeline)
-        width = max(1.0, args.seconds / 6)
-        buckets: dict[int, list[float]] = defaultdict(list)
-        for t, _, ms in out.timeline:
-            buckets[int((t - origin) // width)].append(ms)
-        log("latency over time (next and submit together):")
-        for b in sorted(buckets):
-            q = percentiles(buckets[b])
-            log(
-                f"  {b * width:5.0f}-{(b + 1) * width:<5.0f}s n={len(buckets[b]):5d} p50 {q['p50']} "
-                f"p99 {q['p99']} max {max(buckets[b]):.1f}"
-            )
-    log(f"load generator CPU: {cpu:.1f} s over {wall:.1f} s wall ({100 * cpu / wall:.0f}% of one core)")
-    pressure: dict[str, float | None] = {}
-    for resource in ("cpu", "io"):
-        before, after = pressure0[resource], pressure1[resource]
-        pressure[resource] = (
-            round(100 * (after - before) / 1e6 / wall, 1)
-            if before is not None and after is not None
-            else None
-        )
-    log(
-        f"machine during the load: some task waited for a CPU {pressure['cpu']}% and for I/O "
-        f"{pressure['io']}% of the time; load average {load_average[0]:.2f} on {os.cpu_count()} CPUs"
-    )
+    pressure = report_load(out.timeline, args.seconds, wall, cpu, pressure0, pressure1, load_average)
     log(f"checks: {figures}")
     if out.error_samples:
         log("errors (first 10):\n  " + "\n  ".join(out.error_samples))
