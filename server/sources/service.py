@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
@@ -59,19 +60,18 @@ def create_folder_source(
         folder = resolve_source_folder(path, roots)
     except PathRefused as exc:
         raise BadRequest(exc.detail, code=f"path_{exc.reason}") from None
-    source = Source(
-        project_id=project.id,
-        kind=SourceKind.folder.value,
-        name=name,
-        config={"path": str(folder)},
-        licence=licence,
-        consent=consent,
-        created_by_id=user_id,
-        watch_every_seconds=watch_every_seconds,
+    config: dict[str, Any] = {"path": str(folder)}
+    return _add_source(
+        session,
+        project,
+        SourceKind.folder.value,
+        name,
+        config,
+        licence,
+        consent,
+        user_id,
+        watch_every_seconds,
     )
-    session.add(source)
-    session.flush()
-    return source
 
 
 def create_s3_source(
@@ -88,19 +88,10 @@ def create_s3_source(
 ) -> Source:
     """The images under an S3 prefix the deployment allows; listed by each run, not now."""
     prefix = s3.confine(url, allowed)
-    source = Source(
-        project_id=project.id,
-        kind=SourceKind.s3.value,
-        name=name,
-        config={"bucket": prefix.bucket, "prefix": prefix.prefix, "url": prefix.url},
-        licence=licence,
-        consent=consent,
-        created_by_id=user_id,
-        watch_every_seconds=watch_every_seconds,
+    config: dict[str, Any] = {"bucket": prefix.bucket, "prefix": prefix.prefix, "url": prefix.url}
+    return _add_source(
+        session, project, SourceKind.s3.value, name, config, licence, consent, user_id, watch_every_seconds
     )
-    session.add(source)
-    session.flush()
-    return source
 
 
 def create_linked_url_list_source(
@@ -120,19 +111,22 @@ def create_linked_url_list_source(
     scheme = list_url.split(":", 1)[0].lower()
     if scheme not in ("http", "https") or len(list_url) > url_lists.MAX_URL_LENGTH:
         raise BadRequest("the list's URL is an http(s) URL of at most 2000 characters", code="bad_url")
-    source = Source(
-        project_id=project.id,
-        kind=SourceKind.url_list.value,
-        name=name,
-        config={"list_url": list_url, "column": column, "filename": list_url.rsplit("/", 1)[-1][-300:]},
-        licence=licence,
-        consent=consent,
-        created_by_id=user_id,
-        watch_every_seconds=watch_every_seconds,
+    config: dict[str, Any] = {
+        "list_url": list_url,
+        "column": column,
+        "filename": list_url.rsplit("/", 1)[-1][-300:],
+    }
+    return _add_source(
+        session,
+        project,
+        SourceKind.url_list.value,
+        name,
+        config,
+        licence,
+        consent,
+        user_id,
+        watch_every_seconds,
     )
-    session.add(source)
-    session.flush()
-    return source
 
 
 def watchable(source: Source) -> bool:
@@ -170,20 +164,36 @@ def create_url_list_source(
     digest = hashlib.sha256(listing.data).hexdigest()
     key = f"sources/lists/{digest}.{parsed.format}"
     storage.put(key, listing.data)
+    config: dict[str, Any] = {
+        "list_key": key,
+        "format": parsed.format,
+        "column": column,
+        "filename": listing.name[-300:],
+        "urls": len(parsed.urls),
+    }
+    return _add_source(session, project, SourceKind.url_list.value, name, config, licence, consent, user_id)
+
+
+def _add_source(
+    session: Session,
+    project: Project,
+    kind: str,
+    name: str,
+    config: dict[str, Any],
+    licence: str,
+    consent: str,
+    user_id: int | None,
+    watch_every_seconds: int | None = None,
+) -> Source:
     source = Source(
         project_id=project.id,
-        kind=SourceKind.url_list.value,
+        kind=kind,
         name=name,
-        config={
-            "list_key": key,
-            "format": parsed.format,
-            "column": column,
-            "filename": listing.name[-300:],
-            "urls": len(parsed.urls),
-        },
+        config=config,
         licence=licence,
         consent=consent,
         created_by_id=user_id,
+        watch_every_seconds=watch_every_seconds,
     )
     session.add(source)
     session.flush()
