@@ -24,7 +24,10 @@ from server.webhooks.router import router as webhooks
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX)
-for router in (operations, auth, projects, taxonomy, sources, images, labelers, prelabel, assignments):
+# A request is matched against the routes in this order, one by one: the review queue's routes
+# (the hot path: every `next`, submit and heartbeat) come first. No path of theirs matches a
+# route of another router (tests/server/test_api_routes.py).
+for router in (assignments, operations, auth, projects, taxonomy, sources, images, labelers, prelabel):
     api_router.include_router(router)
 api_router.include_router(captions)
 api_router.include_router(exports)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +16,7 @@ from server.core import runtime
 from server.core.config import get_settings
 from server.core.http import install_error_handlers
 from server.core.logging import configure_logging
+from server.warmup import warm_up
 from server.web import mount_web
 from server.worker import install_job_sender
 
@@ -60,6 +62,9 @@ class SecurityHeaders:
 @asynccontextmanager
 async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     install_job_sender()
+    if get_settings().warm_up:
+        # Before the first request (a thread: it reads the database).
+        await run_in_threadpool(warm_up, runtime.database())
     # Everything loaded at start-up lives as long as the process: keep it out of the collector's
     # full passes, which otherwise pause a request for ~100 ms every half minute.
     gc.freeze()

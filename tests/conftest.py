@@ -118,6 +118,8 @@ def env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         "AA_SOURCE_ROOTS": f'["{sources}"]',
         "AA_JOBS_EAGER": "true",
         "AA_ADMIN_PASSWORD": "",
+        # Each test starts an app of its own; the start-up warm-up has its own test.
+        "AA_WARM_UP": "false",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -1,14 +1,46 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Subquery,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from server.orm import Assignment, EvalSetMember, Label, Membership, Prediction, Project
 from server.orm.enums import AssignmentStatus
+
+# The hot path's reads are built once, not per request (building costs more than running them).
+_ASSIGNMENT_WITH_PROJECT = (
+    select(Assignment, Project, Membership.role)
+    .join(Project, Project.id == Assignment.project_id)
+    .outerjoin(
+        Membership,
+        (Membership.project_id == Project.id) & (Membership.user_id == bindparam("user_id")),
+    )
+    .where(Assignment.id == bindparam("assignment_id"))
+)
+_OF_SUBJECT_IN_CATEGORIES = and_(
+    Label.subject_id == bindparam("subject_id"),
+    Label.category_id.in_(bindparam("category_ids", expanding=True)),
+)
+_LABELS_OF = select(Label).where(_OF_SUBJECT_IN_CATEGORIES)
+_LABEL_VERSIONS = select(Label.id, Label.category_id, Label.value, Label.version, Label.state).where(
+    _OF_SUBJECT_IN_CATEGORIES
+)
 
 
 def assignment_with_project(
@@ -16,88 +48,140 @@ def assignment_with_project(
 ) -> tuple[Assignment, Project, str | None] | None:
     """An assignment, its project and the user's role there (None: not a member): one round trip."""
     row = session.execute(
-        select(Assignment, Project, Membership.role)
-        .join(Project, Project.id == Assignment.project_id)
-        .outerjoin(Membership, (Membership.project_id == Project.id) & (Membership.user_id == user_id))
-        .where(Assignment.id == assignment_id)
+        _ASSIGNMENT_WITH_PROJECT, {"assignment_id": assignment_id, "user_id": user_id}
     ).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
-def release_expired(session: Session, project_id: int, now: datetime) -> None:
-    """Leases past their expiry go back to the queue (cheap: an index on status and expiry)."""
-    session.execute(
+def release_expired(session: Session, now: datetime, project_id: int | None = None) -> int:
+    """Leases past their expiry go back to the queue (an index on status and expiry). `next`
+    claims an expired lease directly (see `claim`); this pass, from the reconciler, keeps the
+    queue's counts true for leases nobody claimed since."""
+    where = [Assignment.status == AssignmentStatus.leased.value, Assignment.lease_expires_at < now]
+    if project_id is not None:
+        where.append(Assignment.project_id == project_id)
+    result = session.execute(
         update(Assignment)
-        .where(
-            Assignment.status == AssignmentStatus.leased.value,
-            Assignment.lease_expires_at < now,
-            Assignment.project_id == project_id,
-        )
+        .where(*where)
         .values(
             status=AssignmentStatus.queued.value, lease_holder_id=None, leased_at=None, lease_expires_at=None
         )
     )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def live_leases(session: Session, project_id: int, user_id: int, now: datetime) -> list[Assignment]:
     query = (
         select(Assignment)
-        .where(
-            Assignment.project_id == project_id,
-            Assignment.status == AssignmentStatus.leased.value,
-            Assignment.lease_holder_id == user_id,
-            Assignment.lease_expires_at >= now,
-        )
+        .where(_live(project_id, user_id, now))
         .order_by(Assignment.leased_at, Assignment.id)
     )
     return list(session.scalars(query))
 
 
+def _live(project_id: Any, user_id: Any, now: Any) -> ColumnElement[bool]:
+    return and_(
+        Assignment.project_id == project_id,
+        Assignment.status == AssignmentStatus.leased.value,
+        Assignment.lease_holder_id == user_id,
+        Assignment.lease_expires_at >= now,
+    )
+
+
 def claim(
-    session: Session, project_id: int, user_id: int, min_rank: int, now: datetime, until: datetime
+    session: Session,
+    project_id: int,
+    user_id: int,
+    min_rank: int,
+    now: datetime,
+    until: datetime,
+    max_live: int,
 ) -> Assignment | None:
-    """Lease the next queued assignment atomically: Postgres skips rows another transaction is
-    claiming (FOR UPDATE SKIP LOCKED); SQLite serialises writers (BEGIN IMMEDIATE), and the
-    status check in the UPDATE makes a lost race claim nothing. The claimed row comes back from
-    the UPDATE itself (RETURNING), so leasing is one round trip."""
-    candidate = (
-        select(Assignment.id)
-        .where(
-            Assignment.project_id == project_id,
-            Assignment.status == AssignmentStatus.queued.value,
-            Assignment.queue_rank >= min_rank,
-            (Assignment.assignee_id.is_(None)) | (Assignment.assignee_id == user_id),
+    """Lease the next claimable assignment atomically, unless the person already holds
+    `max_live` live leases (None then, as for an empty queue). See `_claim_statement`."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return session.execute(
+        _claim_statement(postgres),
+        {
+            "b_project_id": project_id,
+            "b_user_id": user_id,
+            "b_min_rank": min_rank,
+            "b_now": now,
+            "b_until": until,
+            "b_max_live": max_live,
+        },
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).scalar_one_or_none()
+
+
+@functools.cache
+def _claim_statement(postgres: bool) -> Any:
+    """The claim, built once per dialect (building it costs more than running it).
+
+    Claimable: queued, or leased to someone whose lease ran out (an expired lease is taken over
+    here, so `next` needs no release pass first). The head of the queued rows and the head of
+    the expired leases are each found by a walk of the queue index, and the better of the two
+    is taken. Postgres skips rows another transaction is claiming (FOR UPDATE SKIP LOCKED);
+    SQLite serialises writers (BEGIN IMMEDIATE), and the claimable check in the UPDATE makes a
+    lost race claim nothing. The claimed row comes back from the UPDATE itself (RETURNING), so
+    leasing is one round trip."""
+    # (b_ names: an UPDATE reserves its columns' names for its own parameters)
+    project_id: BindParameter[int] = bindparam("b_project_id")
+    user_id: BindParameter[int] = bindparam("b_user_id")
+    now: BindParameter[datetime] = bindparam("b_now")
+
+    def head(status: ColumnElement[bool]) -> Subquery:
+        query = (
+            select(Assignment.id, Assignment.queue_rank, Assignment.priority)
+            .where(
+                Assignment.project_id == project_id,
+                status,
+                Assignment.queue_rank >= bindparam("b_min_rank"),
+                (Assignment.assignee_id.is_(None)) | (Assignment.assignee_id == user_id),
+            )
+            .order_by(Assignment.queue_rank.desc(), Assignment.priority.desc(), Assignment.id.desc())
+            .limit(1)
         )
-        .order_by(Assignment.queue_rank.desc(), Assignment.priority.desc(), Assignment.id.desc())
+        return (query.with_for_update(skip_locked=True) if postgres else query).subquery()
+
+    leased = Assignment.status == AssignmentStatus.leased.value
+    expired = and_(leased, Assignment.lease_expires_at < now)
+    heads = union_all(
+        select(head(Assignment.status == AssignmentStatus.queued.value)), select(head(expired))
+    ).subquery()
+    best = (
+        select(heads.c.id)
+        .order_by(heads.c.queue_rank.desc(), heads.c.priority.desc(), heads.c.id.desc())
         .limit(1)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True)
-    statement = (
+    held = select(func.count()).select_from(Assignment).where(_live(project_id, user_id, now))
+    return (
         update(Assignment)
         .where(
-            Assignment.id == candidate.scalar_subquery(), Assignment.status == AssignmentStatus.queued.value
+            Assignment.id == best.scalar_subquery(),
+            or_(Assignment.status == AssignmentStatus.queued.value, expired),
+            held.scalar_subquery() < bindparam("b_max_live"),
         )
         .values(
             status=AssignmentStatus.leased.value,
             lease_holder_id=user_id,
             leased_at=now,
-            lease_expires_at=until,
+            lease_expires_at=bindparam("b_until"),
         )
         .returning(Assignment)
     )
-    return session.execute(
-        statement, execution_options={"synchronize_session": False, "populate_existing": True}
-    ).scalar_one_or_none()
 
 
-def labels_of(
-    session: Session, subject_id: int, category_ids: Collection[int], *, fresh: bool = False
-) -> dict[int, Label]:
-    query = select(Label).where(Label.subject_id == subject_id, Label.category_id.in_(list(category_ids)))
-    if fresh:
-        query = query.execution_options(populate_existing=True)
-    return {label.category_id: label for label in session.scalars(query)}
+def labels_of(session: Session, subject_id: int, category_ids: Collection[int]) -> dict[int, Label]:
+    rows = session.scalars(_LABELS_OF, {"subject_id": subject_id, "category_ids": list(category_ids)})
+    return {label.category_id: label for label in rows}
+
+
+def label_versions(session: Session, subject_id: int, category_ids: Collection[int]) -> dict[int, Row[Any]]:
+    """The labels' ids, values, states and versions as plain rows, read from the database each
+    time (a submit writes them by Core statements guarded by these versions)."""
+    rows = session.execute(_LABEL_VERSIONS, {"subject_id": subject_id, "category_ids": list(category_ids)})
+    return {int(row.category_id): row for row in rows}
 
 
 def subjects_with_review(session: Session, subject_ids: Collection[int]) -> set[int]:

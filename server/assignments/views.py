@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, bindparam, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from server.assignments.schemas import (
@@ -98,43 +98,47 @@ def categories(
     return _version(session, taxonomy_version_id, project)[0]
 
 
+# Plain rows, not mapped objects: this is read on every `next` and never written here. One read,
+# built once: the subject and its image, each of its labels with the prediction of the model
+# version that wrote it (a subject without labels is one row of NULL label columns).
+_SUBJECT_WITH_LABELS = (
+    select(
+        Subject.id,
+        Subject.bbox,
+        Subject.shot_type,
+        Subject.parsing_mask_key,
+        Image.id.label("image_id"),
+        Image.width,
+        Image.height,
+        Label.category_id,
+        Label.value,
+        Label.version,
+        Label.state,
+        Label.confidence,
+        Prediction.value.label("prediction_value"),
+        Prediction.confidence.label("prediction_confidence"),
+        Prediction.distribution.label("prediction_distribution"),
+    )
+    .join(Image, Image.id == Subject.image_id)
+    .outerjoin(Label, Label.subject_id == Subject.id)
+    .outerjoin(
+        Prediction,
+        and_(
+            Prediction.subject_id == Label.subject_id,
+            Prediction.category_id == Label.category_id,
+            Prediction.model_version_id == Label.model_version_id,
+        ),
+    )
+    .where(Subject.id == bindparam("subject_id"))
+)
+
+
 def render(session: Session, project: Project, assignment: Assignment) -> AssignmentOut:
-    # Plain rows, not mapped objects: this is read on every `next` and never written here.
-    subject = session.execute(
-        select(
-            Subject.id,
-            Subject.bbox,
-            Subject.shot_type,
-            Subject.parsing_mask_key,
-            Image.id.label("image_id"),
-            Image.width,
-            Image.height,
-        )
-        .join(Image, Image.id == Subject.image_id)
-        .where(Subject.id == assignment.subject_id)
-    ).one()
-    # Each label with the prediction of the model version that wrote it, in one read.
-    label_rows = session.execute(
-        select(
-            Label.category_id,
-            Label.value,
-            Label.version,
-            Label.state,
-            Label.confidence,
-            Prediction.value.label("prediction_value"),
-            Prediction.confidence.label("prediction_confidence"),
-            Prediction.distribution.label("prediction_distribution"),
-        )
-        .outerjoin(
-            Prediction,
-            and_(
-                Prediction.subject_id == Label.subject_id,
-                Prediction.category_id == Label.category_id,
-                Prediction.model_version_id == Label.model_version_id,
-            ),
-        )
-        .where(Label.subject_id == subject.id)
-    ).all()
+    rows = session.execute(_SUBJECT_WITH_LABELS, {"subject_id": assignment.subject_id}).all()
+    if not rows:
+        raise NotFound("the assignment's subject is gone")
+    subject = rows[0]
+    label_rows = [row for row in rows if row.category_id is not None]
     labels = {label.category_id: label for label in label_rows}
     version_id = project.taxonomy_version_id or 0
     all_categories, spec = _version(session, version_id, project)
@@ -200,6 +204,14 @@ def render(session: Session, project: Project, assignment: Assignment) -> Assign
         if assignment.kind != "gold"
         else "",
     )
+
+
+def warm_up(session: Session, projects: Sequence[Project]) -> None:
+    """The subject read compiled, and each project's taxonomy cached (see service.warm_up)."""
+    session.execute(_SUBJECT_WITH_LABELS, {"subject_id": 0}).all()
+    for project in projects:
+        if project.taxonomy_version_id is not None:
+            _version(session, project.taxonomy_version_id, project)
 
 
 def mean_confidence(session: Session, subject_ids: Sequence[int]) -> dict[int, float]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from server.orm import ApiToken, AuthSession, LoginAttempt, Membership, User
@@ -12,22 +12,27 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+# Every authenticated request runs one of these two: built once, not per request.
+_SESSION_BY_HASH = (
+    select(AuthSession, User)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_hash == bindparam("token_hash"))
+)
+_API_TOKEN_BY_HASH = (
+    select(ApiToken, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def session_by_token_hash(session: Session, token_hash: str) -> tuple[AuthSession, User] | None:
     """The session and its user in one round trip: every authenticated request needs both."""
-    row = session.execute(
-        select(AuthSession, User)
-        .join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == token_hash)
-    ).first()
+    row = session.execute(_SESSION_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else (row[0], row[1])
 
 
 def api_token_by_hash(session: Session, token_hash: str) -> tuple[ApiToken, User] | None:
-    row = session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == token_hash)
-    ).first()
+    row = session.execute(_API_TOKEN_BY_HASH, {"token_hash": token_hash}).first()
     return None if row is None else (row[0], row[1])
 
 

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Run Celery tasks inline (tests of services that enqueue work without a worker).
     jobs_eager: bool = False
     worker_heartbeat_seconds: float = 10.0
+    # An API process opens connections and compiles the review queue's statements before it
+    # takes requests (server.warmup); tests that start an app per test turn it off.
+    warm_up: bool = True
 
     ingest: IngestSettings = IngestSettings()
     auth: AuthSettings = AuthSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,13 +46,15 @@ def insert_ignore_returning(
     session: Session, table: Table, row: dict[str, Any], key: Sequence[str]
 ) -> Any | None:
     """Insert one row unless its key exists; the new primary key, or None when it existed."""
-    stmt = (
-        _insert(session, table)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=list(key))
-        .returning(table.c.id)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+    stmt = _insert_ignore_returning_id(session.get_bind().dialect.name, table, tuple(key))
+    return session.execute(stmt, row).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_ignore_returning_id(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+    # Built once per table and key (the review queue's submit runs it on every request).
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(key)).returning(table.c.id)
 
 
 def upsert(

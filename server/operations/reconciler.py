@@ -13,6 +13,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy.orm import Session
 
+from server.assignments import repository as assignments_repository
 from server.core import jobs, tasknames
 from server.core.config import ReconcilerSettings
 from server.core.time import utcnow
@@ -39,6 +40,7 @@ class Resent:
     batches: int
     images: int
     deliveries: int = 0
+    leases: int = 0
 
 
 def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
@@ -65,7 +67,17 @@ def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
     deliveries = webhooks.due(session, settings.batch_limit)
     for delivery_id in deliveries:
         jobs.enqueue(session, tasknames.WEBHOOK_DELIVER, delivery_id=delivery_id)
-    resent = Resent(scans=scans, batches=batches, images=steps, deliveries=len(deliveries))
-    if scans or batches or steps or deliveries:
-        log.info("reconciler.resent", scans=scans, batches=batches, images=steps, deliveries=len(deliveries))
+    # Leases that ran out and nobody claimed since (`next` takes them over itself): back to the
+    # queue, so that its counts say queued, not leased.
+    leases = assignments_repository.release_expired(session, utcnow())
+    resent = Resent(scans=scans, batches=batches, images=steps, deliveries=len(deliveries), leases=leases)
+    if scans or batches or steps or deliveries or leases:
+        log.info(
+            "reconciler.resent",
+            scans=scans,
+            batches=batches,
+            images=steps,
+            deliveries=len(deliveries),
+            leases=leases,
+        )
     return resent

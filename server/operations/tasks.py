@@ -11,4 +11,10 @@ from server.operations.reconciler import reconcile
 def reconcile_task() -> dict[str, int]:
     with runtime.database().session_scope() as session:
         resent = reconcile(session, get_settings().reconciler)
-    return {"scans": resent.scans, "batches": resent.batches, "images": resent.images}
+    return {
+        "scans": resent.scans,
+        "batches": resent.batches,
+        "images": resent.images,
+        "deliveries": resent.deliveries,
+        "leases": resent.leases,
+    }

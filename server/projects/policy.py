@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from server.core.errors import Forbidden, NotFound
@@ -23,14 +23,26 @@ class ProjectAccess:
             raise Forbidden(f"this needs the {role.value} role in the project")
 
 
+# Every project-scoped request runs this: built once, not per request.
+_PROJECT_AND_ROLE = (
+    select(Project, Membership.role)
+    .outerjoin(
+        Membership,
+        (Membership.project_id == Project.id) & (Membership.user_id == bindparam("user_id")),
+    )
+    .where(Project.id == bindparam("project_id"))
+)
+
+
 def access(session: Session, user: User, project_id: int, minimum: Role = Role.annotator) -> ProjectAccess:
     """The caller's grant on a project, in one round trip (the project and the membership)."""
-    row = session.execute(
-        select(Project, Membership.role)
-        .outerjoin(Membership, (Membership.project_id == Project.id) & (Membership.user_id == user.id))
-        .where(Project.id == project_id)
-    ).first()
+    row = session.execute(_PROJECT_AND_ROLE, {"project_id": project_id, "user_id": user.id}).first()
     return grant_for(user, None if row is None else row[0], None if row is None else row[1], minimum)
+
+
+def warm_up(session: Session) -> None:
+    """Compile the access read (server.warmup)."""
+    session.execute(_PROJECT_AND_ROLE, {"project_id": 0, "user_id": 0}).first()
 
 
 def grant_for(user: User, project: Project | None, member_role: str | None, minimum: Role) -> ProjectAccess:

@@ -179,6 +179,49 @@ def test_an_expired_lease_returns_to_the_queue_and_the_late_submit_is_refused(
     assert _submit(fast, taken.json()).status_code == 200
 
 
+def test_a_person_at_the_lease_cap_gets_their_oldest_lease_back_not_another(
+    admin: Api, project: dict[str, Any]
+) -> None:
+    _no_gold(admin, project["id"])
+    _upload(admin, project["id"], service.MAX_LIVE_LEASES + 2)
+    held = [admin.post(f"/projects/{project['id']}/assignments/next").json() for _ in range(3)]
+    assert len({a["id"] for a in held}) == service.MAX_LIVE_LEASES == 3
+    again = admin.post(f"/projects/{project['id']}/assignments/next")
+    assert again.status_code == 200 and again.json()["id"] == held[0]["id"]
+    assert _count(Assignment, Assignment.status == "leased") == service.MAX_LIVE_LEASES
+    # Submitting one frees a place: the next lease is new work.
+    assert _submit(admin, held[0]).status_code == 200
+    fresh = admin.post(f"/projects/{project['id']}/assignments/next").json()
+    assert fresh["id"] not in {a["id"] for a in held}
+
+
+def test_an_expired_lease_is_served_in_its_queue_order_and_the_reconciler_requeues_the_rest(
+    admin: Api, project: dict[str, Any], member_factory: Any
+) -> None:
+    from server.core.config import ReconcilerSettings
+    from server.operations.reconciler import reconcile
+
+    _no_gold(admin, project["id"])
+    _upload(admin, project["id"], 3)
+    slow = member_factory(project["id"], "annotator", "slow@example.com")
+    first = slow.post(f"/projects/{project['id']}/assignments/next").json()
+    second = slow.post(f"/projects/{project['id']}/assignments/next").json()
+    with runtime.database().session_scope() as session:
+        for assignment_id in (first["id"], second["id"]):
+            row = session.get(Assignment, assignment_id)
+            assert row is not None
+            row.lease_expires_at = utcnow() - timedelta(seconds=1)
+    # The expired lease at the head of the queue comes before the queued item behind it.
+    taken = admin.post(f"/projects/{project['id']}/assignments/next").json()
+    assert taken["id"] == first["id"]
+    # The other one stays leased (expired) until the reconciler's pass puts it back.
+    with runtime.database().session_scope() as session:
+        assert reconcile(session, ReconcilerSettings()).leases == 1
+        row = session.get(Assignment, second["id"])
+        assert row is not None and (row.status, row.lease_holder_id) == ("queued", None)
+    assert _submit(slow, second).status_code == 409
+
+
 def test_heartbeat_extends_the_lease_and_release_and_skip_requeue(
     admin: Api, project: dict[str, Any]
 ) -> None:
