@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from server.captions.compose import applicable_keys, compose
-from server.exports.repository import LabelAsOf, PredictionRow, SubjectRow
+from server.exports.repository import PredictionRow, SubjectRow
 from server.taxonomy.format import CategorySpec, TaxonomySpec
 
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -129,10 +129,38 @@ def spec_index(spec: TaxonomySpec) -> _SpecIndex:
 _position = itemgetter(0)
 
 
+class _Said(NamedTuple):
+    """A label row's columns but its subject and confidence, as the export keeps them."""
+
+    position: int
+    full_key: str
+    value: Any  # for `remake` to copy, when it is not None
+    remake: Callable[[Any], Any] | None
+    state: str
+    decided_by_person: bool
+    model_version: str | None
+
+
+def _said(
+    category: _Category | None, text: str | None, state: str, by_person: bool, model_version: str | None
+) -> _Said | None:
+    """None: the export leaves the label out. A list of scalars is kept as a tuple and copied
+    per label; other containers are parsed per label, so no two records share a container."""
+    if category is None:
+        return None
+    value = None if text is None else json.loads(text)
+    remake: Callable[[Any], Any] | None = None
+    if isinstance(value, list) and not any(isinstance(v, (list, dict)) for v in value):
+        value, remake = tuple(value), list
+    elif isinstance(value, (list, dict)):
+        value, remake = text, json.loads
+    return _Said(category.position, category.full_key, value, remake, state, by_person, model_version)
+
+
 def build_records(
     spec: TaxonomySpec,
     rows: Sequence[SubjectRow],
-    labels: Sequence[LabelAsOf],
+    labels: Iterable[Sequence[Any]],
     category_keys: Mapping[int, str],
     model_names: Mapping[int, str],
     *,
@@ -140,7 +168,8 @@ def build_records(
     include_sensitive: bool,
     predictions: Sequence[PredictionRow] = (),
 ) -> list[ExportRecord]:
-    """`category_keys`: category id -> full key, for the snapshot's taxonomy version only."""
+    """`labels`: rows shaped as `repository.LabelAsOf`. `category_keys`: category id -> full key,
+    for the snapshot's taxonomy version only."""
     index = spec_index(spec)
     kept: dict[int, _Category] = {}
     for category_id, key in category_keys.items():
@@ -148,15 +177,30 @@ def build_records(
         if category is not None and (include_sensitive or not category.sensitive):
             kept[category_id] = category
     wanted = frozenset(states)
-    names: dict[Any, str | None] = {None: None, **model_names}
+    # Labels repeat (a closed vocabulary, few states, people and models): what a row says but
+    # its confidence is worked out once per distinct row.
+    distinct: dict[tuple[Any, ...], _Said | None] = {}
     new = tuple.__new__  # LabelValue's own __new__ is a Python function: a frame per label
     by_subject: dict[int, list[tuple[int, str, LabelValue]]] = defaultdict(list)
-    for subject_id, category_id, value, state, user_id, model_id, confidence in labels:
-        category = kept.get(category_id)
-        if category is None or state not in wanted:
+    for subject_id, category_id, text, state, user_id, model_id, confidence in labels:
+        columns = (category_id, text, state, user_id, model_id)
+        try:
+            known = distinct[columns]
+        except KeyError:
+            known = distinct[columns] = _said(
+                kept.get(category_id) if state in wanted else None,
+                text,
+                state,
+                user_id is not None,
+                None if model_id is None else model_names.get(model_id),
+            )
+        if known is None:
             continue
-        label = new(LabelValue, (value, state, user_id is not None, names.get(model_id), confidence))
-        by_subject[subject_id].append((category.position, category.full_key, label))
+        position, full_key, value, remake, state, by_person, model_version = known
+        if remake is not None:
+            value = remake(value)
+        label = new(LabelValue, (value, state, by_person, model_version, confidence))
+        by_subject[subject_id].append((position, full_key, label))
     predicted: dict[int, dict[str, dict[str, tuple[Any, float]]]] = defaultdict(dict)
     for p in predictions:
         category = kept.get(p.category_id)
@@ -307,10 +351,12 @@ class AttributesEncoder:
         groups: dict[str, dict[str, str]] = {}
         for full_key, label in record.labels.items():
             value, state, by_person, model_version, confidence = label
-            hashable = value if value.__class__ is str else _hashable(value)
+            kind = value.__class__
+            # The value's class is in the key: `True == 1`, but their JSON differs.
+            hashable = value if kind in _SCALARS else _hashable(value)
             encoded: _Encoded | None = None
             if hashable is not _UNHASHABLE:
-                key = (full_key, hashable, state, by_person, model_version)
+                key = (full_key, kind, hashable, state, by_person, model_version)
                 encoded = known.get(key)
                 if encoded is None:
                     encoded = known[key] = self._encoded(full_key, label)
@@ -343,16 +389,14 @@ class AttributesEncoder:
             }
         )
         out = [head[:-1], ',"regions":{']
-        out.append(",".join(region + ",".join(said) + "}" for region, said in regions.items()))
+        out.append(",".join([region + ",".join(said) + "}" for region, said in regions.items()]))
         out.append('},"groups":[')
-        out.append(
-            ",".join(
-                opening
-                + ("{" + ",".join(attributes.values()) + "}" if (attributes := groups.get(key)) else "null")
-                + closing
-                for key, opening, closing in self._groups
-            )
-        )
+        encoded_groups = []
+        for group_key, opening, closing in self._groups:
+            group_attributes = groups.get(group_key)
+            middle = "{" + ",".join(group_attributes.values()) + "}" if group_attributes else "null"
+            encoded_groups.append(opening + middle + closing)
+        out.append(",".join(encoded_groups))
         out.append('],"snapshot":')
         out.append(self.snapshot)
         out.append("}")
@@ -390,6 +434,7 @@ class _Encoded(NamedTuple):
 
 
 _UNHASHABLE = object()
+_SCALARS = frozenset({str, bool, int, float, type(None)})
 
 
 def _hashable(value: Any) -> object:

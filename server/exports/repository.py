@@ -3,11 +3,10 @@ mark: the last event at or below it per (subject, category) is the label the sna
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, Text, and_, case, cast, delete, func, insert, select
+from sqlalchemy import Row, Select, Text, and_, case, cast, delete, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from server.orm import Category, Image, LabelEvent, ModelVersion, Prediction, Subject
@@ -173,14 +172,10 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
     return [SubjectRow._make(row) for row in session.connection().execute(query)]
 
 
-class LabelAsOf(NamedTuple):
-    subject_id: int
-    category_id: int
-    value: Any
-    state: str
-    decided_by_user_id: int | None
-    model_version_id: int | None  # the last model that spoke on this label
-    confidence: float | None
+# A label as a snapshot sees it: (subject id, category id, value as JSON text, state, the
+# deciding user's id, the last model that spoke on it, that model's confidence). The value stays
+# text: values are few and repeat, so whoever keeps the label decodes each distinct one once.
+LabelAsOf = tuple[int, int, str | None, str, int | None, int | None, float | None]
 
 
 def _in_range(snapshot_id: int, first: int, stop: int) -> Select[int]:
@@ -192,7 +187,7 @@ def _in_range(snapshot_id: int, first: int, stop: int) -> Select[int]:
     )
 
 
-def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> list[LabelAsOf]:
+def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> Sequence[Row[LabelAsOf]]:
     """Every label of the subjects at positions [first, stop) as the snapshot sees it."""
     # `IN (subject ids)` rather than a join: SQLite then walks the (subject, category) index in
     # order and groups without a temporary B-tree.
@@ -216,7 +211,6 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
         select(
             keys.c.subject_id,
             keys.c.category_id,
-            # The JSON text: the values are few and repeat, so each is decoded once (`_Decoded`).
             cast(last.to_value, Text),
             last.to_state,
             last.actor_user_id,
@@ -235,35 +229,9 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
             ),
         )
     )
-    # A Core execution: the ORM's result machinery costs more per row than the row itself.
-    decoded = _Decoded()
-    new = tuple.__new__  # LabelAsOf's own __new__ is a Python function: a frame per row
-    return [
-        new(LabelAsOf, (s, c, decoded(text), state, user, model, confidence))
-        for s, c, text, state, user, model, confidence in session.connection().execute(query)
-    ]
-
-
-class _Decoded:
-    """JSON text -> value, each distinct text parsed once. Lists of scalars are kept as tuples
-    and copied for each caller; other containers are parsed every time."""
-
-    def __init__(self) -> None:
-        self.values: dict[str | None, Any] = {None: None}
-
-    def __call__(self, text: str | None) -> Any:
-        try:
-            value = self.values[text]
-        except KeyError:
-            assert text is not None
-            value = json.loads(text)
-            if isinstance(value, list):
-                if not any(isinstance(v, (list, dict)) for v in value):
-                    self.values[text] = tuple(value)
-            elif not isinstance(value, dict):
-                self.values[text] = value
-            return value
-        return list(value) if value.__class__ is tuple else value
+    # A Core execution fetched at once: the ORM's result machinery, or a cursor fetch per row,
+    # costs more per row than the row itself.
+    return session.connection().execute(query).all()
 
 
 class PredictionRow(NamedTuple):

@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ MANIFEST = "manifest.json"
 SAMPLE_OVERHEAD_BYTES = 4096
 
 ReadBlob = Callable[[str], bytes]
+_state = attrgetter("state")
 
 
 def start_export(
@@ -286,7 +288,10 @@ def write_part(
             part.files = files
             part.samples = len(records)
             part.bytes = sum(int(f["bytes"]) for f in files.values())
-            part.counts = dict(Counter(label.state for r in records for label in r.labels.values()))
+            states: Counter[str] = Counter()
+            for record in records:
+                states.update(map(_state, record.labels.values()))
+            part.counts = dict(states)
             part.finished_at = utcnow()
         if export.status != "running":
             return wrote

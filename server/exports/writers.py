@@ -99,11 +99,11 @@ class TarBuilder:
         self.offset += _BLOCK + size + padding
         return offset
 
-    def close(self) -> bytes:
-        """The archive: two zero blocks end it, zeros pad it to whole records."""
+    def close(self) -> list[bytes]:
+        """The archive's chunks, in order: two zero blocks end it, zeros pad it to whole records."""
         end = self.offset + 2 * _BLOCK
         self.chunks.append(b"\0" * (2 * _BLOCK + -end % _RECORD))
-        return b"".join(self.chunks)
+        return self.chunks
 
 
 def write_webdataset_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:

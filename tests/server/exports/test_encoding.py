@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import random
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from server.exports.destinations import BATCH_BYTES, Destination
 from server.exports.records import (
     AttributesEncoder,
     ExportRecord,
     LabelValue,
     attributes_document,
+    build_records,
 )
+from server.exports.repository import SubjectRow
 from server.exports.writers import TarBuilder
 from server.taxonomy.format import TaxonomySpec, load_default
 
@@ -40,7 +45,7 @@ def test_tar_builder_writes_the_bytes_tarfile_writes(sizes: list[int]) -> None:
     members.append(("x" * 100, b"the longest name a USTAR header holds"))
     builder = TarBuilder(1_790_000_000)
     offsets = [builder.add(name, data) for name, data in members]
-    archive = builder.close()
+    archive = b"".join(builder.close())
     assert archive == _tarfile_archive(members, 1_790_000_000)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         assert [m.offset for m in tar.getmembers()] == offsets
@@ -107,3 +112,69 @@ def test_the_attributes_encoder_writes_what_json_dumps_writes_of_the_document() 
                 attributes_document(spec, record, snapshot), ensure_ascii=False, separators=(",", ":")
             )
             assert encoder.encode(record) == expected
+
+
+def test_a_file_written_in_chunks_is_the_file_its_joined_bytes_make(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    sizes = [0, 1, 512, BATCH_BYTES - 1, BATCH_BYTES, 3, BATCH_BYTES * 2 + 7, 10, 10]
+    chunks = [rng.randbytes(size) for size in sizes]
+    data = b"".join(chunks)
+    destination = Destination(str(tmp_path))
+    written = destination.write("chunked.tar", iter(chunks))
+    assert written == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert (tmp_path / "chunked.tar").read_bytes() == data
+    assert destination.write("whole.tar", data) == written
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _subject_row(subject_id: int) -> SubjectRow:
+    columns: dict[str, Any] = dict.fromkeys(SubjectRow._fields)
+    columns.update(
+        position=subject_id - 1,
+        subject_id=subject_id,
+        subject_index=0,
+        image_id=subject_id,
+        sha256="ab" * 32,
+        width=4,
+        height=4,
+        mime="image/png",
+        licence="",
+        consent="",
+        storage_key=f"images/{subject_id}.png",
+    )
+    return SubjectRow(**columns)
+
+
+def test_records_keep_the_snapshot_labels_they_were_asked_for_each_with_its_own_lists() -> None:
+    spec = load_default()
+    categories = spec.categories()
+    multi = next(c for c in categories if c.kind == "multi")
+    closed = next(c for c in categories if c.kind == "single" and c.when is None and not c.sensitive)
+    sensitive = next((c for c in categories if c.sensitive), None)
+    ids = {c.full_key: n for n, c in enumerate(categories, 1)}
+    listed = json.dumps([v.key for v in multi.values[:2]])
+    value = json.dumps(closed.values[0].key)
+    labels: list[tuple[Any, ...]] = []
+    for subject_id in (1, 2):
+        state = "predicted" if subject_id == 2 else "gold"
+        labels.append((subject_id, ids[multi.full_key], listed, "verified", 7, 3, 0.5 + subject_id))
+        labels.append((subject_id, ids[closed.full_key], value, state, None, 3, 0.25))
+        if sensitive is not None:
+            labels.append((subject_id, ids[sensitive.full_key], json.dumps(None), "verified", 7, None, None))
+    rows = [_subject_row(n) for n in (1, 2)]
+    records = build_records(
+        spec,
+        rows,
+        labels,
+        {i: k for k, i in ids.items()},
+        {3: "stats:bench@1"},
+        states=("verified", "gold"),
+        include_sensitive=False,
+    )
+    first, second = (r.labels for r in records)
+    assert list(first) == sorted([multi.full_key, closed.full_key], key=list(ids).index)
+    assert first[multi.full_key] == LabelValue(json.loads(listed), "verified", True, "stats:bench@1", 1.5)
+    assert first[closed.full_key] == LabelValue(closed.values[0].key, "gold", False, "stats:bench@1", 0.25)
+    assert list(second) == [multi.full_key]  # predicted: not asked for
+    assert second[multi.full_key].confidence == 2.5
+    assert first[multi.full_key].value is not second[multi.full_key].value
