@@ -9,8 +9,9 @@ ground truth.
 
 Each round: B new people are drawn and ingested through a folder source (analyse, embed,
 pre-label with the active labeler, route); in round 1 an evaluation set (`--eval-size`) is
-reserved from them, and round 1 is the cold start (no evaluated labeler: everything to people).
-A simulated person then works the real queue (eval, review and audit assignments, through
+reserved from them (each member labelled twice, disagreements adjudicated), and round 1 is the
+cold start (no evaluated labeler: everything to people).
+A simulated person then works the real queue (eval, review, audit and adjudicate assignments, through
 `server.assignments.service`) until it is empty, answering from the ground truth, wrong on
 `--error-rate` of the fields. Then a flywheel round trains a candidate on verified labels,
 evaluates it on the evaluation set, promotes or rejects it, re-labels and re-routes.
@@ -18,7 +19,8 @@ evaluates it on the evaluation set, promotes or rejects it, re-labels and re-rou
 What is counted:
 - a *human action* is one field a person decided: a field of an assignment served to them
   whose category applies to the person drawn (accepting a pre-filled value counts; a field the
-  review screen hides because it does not apply does not). Eval, review and audit work all count.
+  review screen hides because it does not apply does not). Eval (both passes), review, audit and
+  adjudicate work all count.
 - fully manual labeling: every applicable field of every image is an action.
 - "pre-label then review every field" (Label Studio's ML backend): every applicable field is
   shown pre-filled and confirmed or corrected, so it is an action too; its corrections (fields
@@ -28,7 +30,8 @@ What is counted:
 - human share: fields people decided (as above) / (those + fields auto-accepted) in the round's
   window (from the previous round's start, its re-labelling and re-routing included).
 - dataset accuracy: every image so far, current label values against ground truth.
-- audit interval: Wilson 95% interval of the reviewers' agreement with auto-accepted values;
+- audit interval: Wilson 95% interval of the reviewers' agreement with auto-accepted values
+  (a disagreement counts the adjudicated value);
   auto-accepted true accuracy: the same population (labels auto-accepted and still standing, or
   audited) against ground truth.
 
@@ -71,9 +74,9 @@ def main() -> None:
     parser.add_argument("--promotion-margin", type=float, default=None, help="default: the project default")
     parser.add_argument(
         "--features",
-        choices=("grid", "person"),
+        choices=("grid", "person", "shapes"),
         default="person",
-        help="the stats backbone's features (workers/inference/labelers/stats.py)",
+        help="the stats backbone's features (workers/inference/labelers/stats.py; shapes adds edges)",
     )
     parser.add_argument(
         "--l2",

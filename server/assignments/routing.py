@@ -220,10 +220,11 @@ def _route_eval(
     subject_labels: Mapping[int, Label],
     current: list[Assignment],
 ) -> int:
-    """An evaluation subject is labeled in full by people, once; nothing else is queued for it."""
+    """An evaluation subject is labeled in full by people (its second pass and adjudication are
+    queued by `second_opinions` as passes are submitted); nothing else is queued for it."""
     for assignment in current:
         if (
-            assignment.kind != AssignmentKind.eval.value
+            assignment.kind not in (AssignmentKind.eval.value, AssignmentKind.adjudicate.value)
             and assignment.status == AssignmentStatus.queued.value
         ):
             assignment.status = AssignmentStatus.cancelled.value

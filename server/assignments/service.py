@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from server.assignments import repository, routing, views
+from server.assignments import repository, routing, second_opinions, views
 from server.assignments.errors import LeaseLost, StaleLabels, UndoWindowClosed
 from server.assignments.schemas import (
     AnnotatorScore,
@@ -353,6 +353,7 @@ def submit(
     assignment.status = AssignmentStatus.submitted.value
     assignment.submitted_at, assignment.submitted_by_id = now, user.id
     assignment.lead_time_ms, assignment.changed_fields = body.lead_time_ms, changed
+    second_opinions.after_submit(session, assignment, project, [(p[0], p[3], p[4], p[1]) for p in planned])
     webhooks.emit(
         session,
         project.id,

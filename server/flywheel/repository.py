@@ -21,7 +21,7 @@ from server.orm import (
     Round,
     Subject,
 )
-from server.orm.enums import AssignmentStatus, ImageStage, LabelState
+from server.orm.enums import AssignmentKind, AssignmentStatus, ImageStage, LabelState
 
 DECIDED_BY_PEOPLE = (LabelState.verified.value, LabelState.gold.value)
 
@@ -221,16 +221,44 @@ def lead_time_ms(session: Session, project_id: int, since: datetime | None, unti
 
 
 def audit_outcomes(session: Session, project_id: int, until: datetime | None) -> list[tuple[Any, Any]]:
-    """(auto-accepted value, the reviewer's value) of every audited field."""
-    query = (
-        select(LabelEvent.from_value, LabelEvent.to_value)
+    """(auto-accepted value, the value people settled on) of every audited field: the auditor's
+    answer, or where it disagreed and a reviewer adjudicated since, the adjudicated value."""
+    audits = (
+        select(
+            LabelEvent.id,
+            LabelEvent.subject_id,
+            LabelEvent.category_id,
+            LabelEvent.from_value,
+            LabelEvent.to_value,
+        )
         .join(Subject, Subject.id == LabelEvent.subject_id)
         .where(
             Subject.project_id == project_id,
-            LabelEvent.reason == "audit",
+            LabelEvent.reason == AssignmentKind.audit.value,
             LabelEvent.from_state == LabelState.auto_accepted.value,
         )
+        .order_by(LabelEvent.id)
     )
     if until is not None:
-        query = query.where(LabelEvent.created_at < until)
-    return [(a, b) for a, b in session.execute(query)]
+        audits = audits.where(LabelEvent.created_at < until)
+    rows = list(session.execute(audits))
+    if not rows:
+        return []
+    adjudicated = (
+        select(LabelEvent.id, LabelEvent.subject_id, LabelEvent.category_id, LabelEvent.to_value)
+        .where(
+            LabelEvent.subject_id.in_({int(r[1]) for r in rows}),
+            LabelEvent.reason == AssignmentKind.adjudicate.value,
+        )
+        .order_by(LabelEvent.id)
+    )
+    if until is not None:
+        adjudicated = adjudicated.where(LabelEvent.created_at < until)
+    rulings: dict[tuple[int, int], list[tuple[int, Any]]] = {}
+    for event_id, subject_id, category_id, value in session.execute(adjudicated):
+        rulings.setdefault((int(subject_id), int(category_id)), []).append((int(event_id), value))
+    outcomes = []
+    for event_id, subject_id, category_id, accepted, reviewed in rows:
+        later = [v for i, v in rulings.get((int(subject_id), int(category_id)), []) if i > event_id]
+        outcomes.append((accepted, later[-1] if later else reviewed))
+    return outcomes

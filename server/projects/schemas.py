@@ -111,6 +111,15 @@ class FlywheelSettings(BaseModel):
         default=0, ge=0, description="start a round after this many newly verified subjects (0: never)"
     )
     round_every_hours: float | None = Field(default=None, gt=0, description="a scheduled round (None: off)")
+    eval_passes: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description="people who label each evaluation subject; 2: disagreements adjudicated",
+    )
+    adjudicate_audits: bool = Field(
+        default=True, description="an audit answer that disagrees with the auto-accepted value is adjudicated"
+    )
     trainer: Literal["heads", "vqa_lora"] = "heads"
     train_options: dict[str, float | int | str] = Field(default_factory=dict)
 

@@ -27,7 +27,7 @@ def _reserved_and_worked(admin: Api, project_id: int, size: int = 4) -> None:
     response = admin.post(f"/projects/{project_id}/eval-set", json={"size": size})
     assert response.status_code == 200, response.text
     assert response.json()["size"] == size
-    assert work_queue(admin, project_id) == 12  # every eval and review assignment
+    assert work_queue(admin, project_id) == 12 + size  # every eval (two passes) and review assignment
     assert admin.get(f"/projects/{project_id}/eval-set").json()["labeled"] == size
 
 

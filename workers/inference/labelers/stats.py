@@ -25,6 +25,17 @@ bottoms colour 0.75 (0.68), bottoms length 0.81 (0.67), shoes colour 0.69 (0.09)
 categories 0.63 (0.52); shapes (hair length, top type, eyewear, hats, bags) stay near chance.
 Its vectors differ in meaning and size from the grid's, so give it its own `ModelSpec.name`:
 embeddings are cached under `ModelSpec.ref`, which omits options.
+
+`options["features"]` = "shapes" adds edges to "person": gradient-orientation histograms
+(`gradients.py`) over the same figure and head cells, and over two grids, one on the head (8 x 8
+over the top third below the figure's top) and one on the figure (12 x 8); the person block keeps
+most of the weight, as colours name most categories: 4190 dimensions. Measured as above (1200
+train, 600 test): shot type 0.99 (person: 0.96), hat 0.71 (0.58), top type 0.48 (0.32), hair
+length 0.46 (0.32), bag 0.55 (0.48), eyewear 0.46 (0.40); mean of 14 categories 0.69 (0.64).
+Eyewear, hair and garment shapes still need a model that has seen people. On bench/flywheel.py
+(seeds 0 and 1, round 5) it lifts the labeler's accuracy (0.65 against 0.59-0.60) but trusts no
+more categories than "person" (shot type and background), so human work barely moves; the bench
+keeps "person", at half the time per round.
 """
 
 from __future__ import annotations
@@ -36,13 +47,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from workers.contracts import CategoryPrediction, CategorySpec, ModelSpec
+from workers.inference.labelers import gradients
 from workers.inference.labelers.base import apply_conditions, decide
 from workers.inference.options import option_int, option_str
 
 THUMBNAIL_SIDE = 64
 HUE_BINS = 8
 FEATURES_PER_CELL = 6 + HUE_BINS
-FEATURE_SETS = ("grid", "person")
+FEATURE_SETS = ("grid", "person", "shapes")
 
 # Basic colour terms (and the greys and sky blue that scenes are full of), as RGB prototypes.
 COLOUR_NAMES: dict[str, tuple[int, int, int]] = {
@@ -73,6 +85,9 @@ HEAD_EDGES = np.linspace(0.0, 0.3, 9)  # the top of the figure, finely: hats, ha
 FEET_EDGES = np.linspace(0.12, 0.0, 5)  # rows above the figure's lowest one: shoes in full view
 SCENE_BANDS = 8
 CELL_FEATURES = len(COLOUR_NAMES) + 3
+HEAD_GRID, FIGURE_GRID = (8, 8), (12, 8)  # rows x columns of the "shapes" grids
+# "shapes": the person block's weight against the edge blocks' (colours name most categories).
+PERSON_WEIGHT, EDGE_WEIGHT = float(np.sqrt(12.0)), 0.7
 
 
 class StatsLabeler:
@@ -95,10 +110,15 @@ class StatsLabeler:
 
     @property
     def dim(self) -> int:
-        if self.features == "person":
+        if self.features in ("person", "shapes"):
             zones = len(ZONE_EDGES) - 1
             bands = FIGURE_BANDS + len(HEAD_EDGES) - 1 + len(FEET_EDGES) - 1
-            return bands * zones * CELL_FEATURES + SCENE_BANDS * len(COLOUR_NAMES) + 6
+            person = bands * zones * CELL_FEATURES + SCENE_BANDS * len(COLOUR_NAMES) + 6
+            if self.features == "person":
+                return person
+            cells = (FIGURE_BANDS + len(HEAD_EDGES) - 1) * zones
+            grids = HEAD_GRID[0] * HEAD_GRID[1] + FIGURE_GRID[0] * FIGURE_GRID[1]
+            return person + (cells + grids) * gradients.ORIENTATIONS
         return self.grid * self.grid * FEATURES_PER_CELL
 
     def supports(self, category: CategorySpec) -> bool:
@@ -118,7 +138,9 @@ class StatsLabeler:
 
     def _embed_one(self, image: Image.Image) -> NDArray[np.float32]:
         if self.features == "person":
-            return _person_regions(image)
+            return _person_regions(_thumbnail(image))
+        if self.features == "shapes":
+            return _person_shapes(_thumbnail(image))
         thumb = image.convert("RGB").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)
         rgb = np.asarray(thumb, dtype=np.float32) / 255.0
         hsv = np.asarray(thumb.convert("HSV"), dtype=np.float32) / 255.0
@@ -154,8 +176,7 @@ def colour_names(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
     return named
 
 
-def _person_regions(image: Image.Image) -> NDArray[np.float32]:
-    rgb = _thumbnail(image)
+def _person_regions(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
     height, width = rgb.shape[:2]
     foreground, skin = _foreground(rgb), _skin(rgb)
     named = colour_names(rgb)
@@ -189,6 +210,34 @@ def _person_regions(image: Image.Image) -> NDArray[np.float32]:
     # Each block weighs the same whatever its size; square roots soften the shares, as above.
     parts = [np.sqrt(np.clip(block.reshape(-1), 0.0, None)) for block in blocks]
     features = np.concatenate([part / (float(np.linalg.norm(part)) + 1e-6) for part in parts])
+    return (features / float(np.linalg.norm(features))).astype(np.float32)
+
+
+def _person_shapes(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The person features, then orientation histograms over its cells and two grids."""
+    height, width = rgb.shape[:2]
+    top, bottom, centre = _figure_extent(_foreground(rgb))
+    magnitude, bins = gradients.gradients(rgb)
+    offset = np.abs(np.arange(width, dtype=np.float32) - centre)[None, :].repeat(height, axis=0)
+    below, figure = max(height - top, 8), max(bottom - top, 8)
+    blocks = [
+        gradients.cell_histograms(
+            magnitude, bins, offset, np.linspace(top, height, FIGURE_BANDS + 1), ZONE_EDGES * below
+        ),
+        gradients.cell_histograms(magnitude, bins, offset, top + figure * HEAD_EDGES, ZONE_EDGES * figure),
+        gradients.grid_histograms(
+            magnitude,
+            bins,
+            *HEAD_GRID,
+            (top - 2, top + 0.35 * below, centre - 0.25 * below, centre + 0.25 * below),
+        ),
+        gradients.grid_histograms(
+            magnitude, bins, *FIGURE_GRID, (top, height, centre - 0.35 * below, centre + 0.35 * below)
+        ),
+    ]
+    parts = [np.sqrt(np.clip(block.reshape(-1), 0.0, None)) for block in blocks]
+    edges = np.concatenate([part / (float(np.linalg.norm(part)) + 1e-6) for part in parts])
+    features = np.concatenate([PERSON_WEIGHT * _person_regions(rgb), EDGE_WEIGHT * edges])
     return (features / float(np.linalg.norm(features))).astype(np.float32)
 
 

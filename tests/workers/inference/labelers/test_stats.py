@@ -68,10 +68,11 @@ def _figure(rng: np.random.Generator) -> tuple[Image.Image, str]:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), torso
 
 
+@pytest.mark.parametrize("features", ["person", "shapes"])
 def test_person_features_are_unit_vectors_of_their_declared_size(
-    stats_spec: ModelSpec, images: list[Image.Image]
+    stats_spec: ModelSpec, images: list[Image.Image], features: str
 ) -> None:
-    labeler = StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": "person"}}))
+    labeler = StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": features}}))
     vectors = labeler.embed(images)
     assert vectors.shape == (len(images), labeler.dim) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -103,3 +104,52 @@ def test_person_features_let_a_linear_head_find_the_torso_colour(stats_spec: Mod
 def test_an_unknown_feature_set_is_refused(stats_spec: ModelSpec) -> None:
     with pytest.raises(ValueError, match="features"):
         StatsLabeler.load(stats_spec.model_copy(update={"options": {"features": "edges"}}))
+
+
+def _striped(rng: np.random.Generator, across: bool) -> Image.Image:
+    """A plain scene with a 'person' whose torso is striped in two colours, across or down."""
+    pixels = np.zeros((96, 72, 3), dtype=np.float64)
+    pixels[:] = PALETTE["green"]
+    top = int(rng.integers(8, 24))
+    height, width = int(rng.integers(36, 56)), int(rng.integers(18, 26))
+    left = 36 - width // 2
+    stripe = int(rng.integers(3, 6))
+    rows, columns = np.mgrid[0:height, 0:width]
+    odd = ((rows if across else columns) // stripe) % 2 == 1
+    torso = np.where(odd[..., None], PALETTE["red"], PALETTE["yellow"])
+    pixels[top : top + height, left : left + width] = torso
+    pixels[top + height : top + height + 30, left + 3 : left + width - 3] = PALETTE["blue"]
+    pixels += rng.normal(0, 8, size=pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_the_edge_block_of_shape_features_sees_which_way_stripes_run() -> None:
+    from workers.inference.labelers.heads import train
+
+    rng = np.random.default_rng(5)
+    across = [bool(rng.integers(2)) for _ in range(160)]
+    scenes = [_striped(rng, a) for a in across]
+    category = CategorySpec.model_validate(
+        {"key": "top.pattern", "kind": "boolean", "question": "striped across?", "values": []}
+    )
+    spec = ModelSpec(
+        family="stats", source="builtin", name="shapes", version="1", options={"features": "shapes"}
+    )
+    person = StatsLabeler.load(spec.model_copy(update={"options": {"features": "person"}}))
+    # Only the dimensions after the person block: the orientation histograms on their own.
+    x = StatsLabeler.load(spec).embed(scenes)[:, person.dim :]
+    head = train(x[:100], across[:100], category, backbone_version="b", l2=2e-6)
+    predicted = head.probabilities(x[100:]).argmax(axis=1) == category.value_keys.index("yes")
+    assert float(np.mean(predicted == np.array(across[100:]))) > 0.9
+
+
+def test_gradient_orientations_follow_the_edges() -> None:
+    from workers.inference.labelers.gradients import ORIENTATIONS, gradients
+
+    image = np.zeros((20, 20, 3), dtype=np.float32)
+    image[10:] = 255.0  # one horizontal edge: the gradient points down
+    magnitude, bins = gradients(image)
+    strongest = bins[magnitude > 0]
+    assert magnitude.max() > 0 and set(strongest.tolist()) == {ORIENTATIONS // 2}
+    magnitude, bins = gradients(image.transpose(1, 0, 2).copy())  # a vertical edge
+    assert set(bins[magnitude > 0].tolist()) == {0}
