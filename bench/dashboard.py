@@ -2,19 +2,21 @@
 
 Setup: the review benchmark's bulk seeding (bench/review_api.py `prepare`: images, subjects,
 predictions and labels of `--categories` categories, one queued review assignment per subject),
-then, by SQL, the history a dashboard reads: the images split between two sources, 5% of them
-filtered with reasons, assignments created over the last three days, 30% of them submitted by
-the annotators (lead times, changed fields) with their labels verified, audits of 2% of the
-reviews, gold answers on 5%, and one finished export of 20% of the subjects.
+and, by SQL before the bulk tables' indexes are built, the history a dashboard reads: the images
+split between two sources, 5% of them filtered with reasons, assignments created over the last
+three days, 30% of them submitted by the annotators (lead times, changed fields) with their
+labels verified, each label's events (its pre-label, and the review that verified it), audits
+of 2% of the reviews, gold answers on 5%, and one finished export of 20% of the subjects.
 
 Load: the real API (uvicorn, one process) as a subprocess; the admin signs in and calls every
 endpoint the dashboard pages call (the dashboard's own and the existing project endpoints),
 `--calls` times each, one after another. The machine's load average is printed with the figures
 (a shared machine inflates every one of them). Figures go to stderr; the last line on stdout is one
 JSON object: {"subjects", "endpoints": {path: {"p50_ms", "max_ms", "first_ms"}}, "slowest_ms",
-"beat_funnel_ms", "load_average"} (`slowest_ms`: the largest max over the endpoints; `first_ms`:
-the first call, included in max; `beat_funnel_ms`: the beat's count of the funnel, which the
-funnel endpoint of a project this large reads back while it is fresh, see server.dashboard).
+"beat_funnel_ms", "beat_work_ms", "load_average"} (`slowest_ms`: the largest max over the
+endpoints; `first_ms`: the first call, included in max; `beat_funnel_ms`, `beat_work_ms`: the
+beat's count of the funnel and the work series, which the endpoints of a project this large read
+back while fresh, see server.dashboard).
 
     .venv/bin/python bench/dashboard.py --subjects 100000
 
@@ -42,6 +44,7 @@ from review_api import (  # noqa: E402
     DEFAULT_ADMIN_URL,
     PASSWORD,
     _psycopg_dsn,
+    bench_environment,
     create_database,
     drop_database,
     free_port,
@@ -92,8 +95,19 @@ HISTORY_SQL = [
     "FROM (SELECT array_agg(user_id ORDER BY user_id) AS ids FROM memberships "
     "WHERE project_id = %(p)s AND role = 'annotator') u "
     "WHERE a.project_id = %(p)s AND a.id %% 10 < 3",
-    "UPDATE labels l SET state = 'verified', decided_by_id = a.submitted_by_id FROM assignments a "
+    # Every label's history: its creation by the pre-label, then the reviewer's decision.
+    "INSERT INTO label_events (label_id, subject_id, category_id, actor_model_version_id, to_value, "
+    "to_state, reason, created_at) SELECT l.id, l.subject_id, l.category_id, l.model_version_id, l.value, "
+    "'predicted', 'prelabel', l.updated_at FROM labels l JOIN subjects s ON s.id = l.subject_id "
+    "WHERE s.project_id = %(p)s",
+    "UPDATE labels l SET state = 'verified', decided_by_id = a.submitted_by_id, version = l.version + 1, "
+    "updated_at = a.submitted_at FROM assignments a "
     "WHERE a.subject_id = l.subject_id AND a.project_id = %(p)s AND a.status = 'submitted'",
+    "INSERT INTO label_events (label_id, subject_id, category_id, actor_user_id, assignment_id, "
+    "from_value, to_value, from_state, to_state, reason, created_at) SELECT l.id, l.subject_id, "
+    "l.category_id, a.submitted_by_id, a.id, l.value, l.value, 'predicted', 'verified', 'review', "
+    "a.submitted_at FROM labels l JOIN assignments a ON a.subject_id = l.subject_id "
+    "WHERE a.project_id = %(p)s AND a.status = 'submitted' AND l.state = 'verified'",
     # Audits of 2% of the reviews, by the admin; a fifth changed a field.
     "INSERT INTO assignments (project_id, subject_id, kind, queue_rank, category_ids, status, priority, "
     "submitted_by_id, submitted_at, lead_time_ms, changed_fields, created_at) "
@@ -120,6 +134,11 @@ def seed_history(url: str, project_id: int, admin_id: int) -> None:
 
     start = time.perf_counter()
     with psycopg.connect(_psycopg_dsn(url)) as conn, conn.cursor() as cur:
+        # Consistent by construction, like the bulk seeding: no per-row foreign-key triggers.
+        try:
+            cur.execute("SET session_replication_role = replica")
+        except psycopg.Error:
+            conn.rollback()
         params = {"p": project_id, "admin": admin_id}
         for statement in HISTORY_SQL:
             cur.execute(statement, params)
@@ -146,23 +165,34 @@ def seed_history(url: str, project_id: int, admin_id: int) -> None:
         )
         conn.commit()
         conn.autocommit = True
-        for table in ("images", "assignments", "labels", "gold_answers", "snapshot_subjects", "sources"):
+        for table in (
+            "images",
+            "assignments",
+            "labels",
+            "label_events",
+            "gold_answers",
+            "snapshot_subjects",
+            "sources",
+        ):
             cur.execute(f"VACUUM ANALYZE {table}")
     log(f"history: {time.perf_counter() - start:.1f} s")
 
 
-def store_funnels() -> float:
-    """What the beat does every minute (server.dashboard.tasks): count and store the funnels of
-    large projects. Returns the milliseconds it took; the funnel endpoint then reads one row."""
+def store_figures() -> dict[str, float]:
+    """What the beat does every minute (server.dashboard.tasks): count and store the funnels and
+    work series of large projects. Returns the milliseconds each took; the funnel and work
+    endpoints then read one row."""
     from server.core import runtime
     from server.dashboard import service
 
-    start = time.perf_counter()
-    with runtime.database().session_scope() as session:
-        stored = service.store_funnels(session)
-    took = (time.perf_counter() - start) * 1000
+    took: dict[str, float] = {}
+    for name, store in (("funnel", service.store_funnels), ("work", service.store_work)):
+        start = time.perf_counter()
+        with runtime.database().session_scope() as session:
+            stored = store(session)
+        took[name] = (time.perf_counter() - start) * 1000
+        log(f"beat: {name} of projects {stored} counted and stored in {took[name]:.0f} ms")
     runtime.reset()
-    log(f"beat: funnels of projects {stored} counted and stored in {took:.0f} ms")
     return took
 
 
@@ -214,20 +244,19 @@ def main() -> None:
 
     url = create_database(args.postgres_admin_url)
     data_dir = Path(tempfile.mkdtemp(prefix="aa-bench-dashboard-"))
-    env = {
-        "AA_DATABASE_URL": url,
-        "AA_DATA_DIR": str(data_dir),
-        "AA_SOURCE_ROOTS": json.dumps([str(data_dir / "sources")]),
-        "AA_LOG_LEVEL": "WARNING",
-        "AA_ADMIN_EMAIL": ADMIN_EMAIL,
-    }
+    env = bench_environment(url, data_dir)
     os.environ.update(env)
     log(f"database {url.rsplit('/', 1)[-1]}, data {data_dir}")
     process = None
     try:
-        setup = prepare(args.subjects, args.annotators, args.categories, data_dir)
-        seed_history(url, setup.project_id, admin_id(url))
-        beat_ms = store_funnels()
+        setup = prepare(
+            args.subjects,
+            args.annotators,
+            args.categories,
+            data_dir,
+            lambda project_id: seed_history(url, project_id, admin_id(url)),
+        )
+        beat_ms = store_figures()
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server_log = data_dir / "server.log"
@@ -251,7 +280,8 @@ def main() -> None:
         "subjects": args.subjects,
         "endpoints": figures,
         "slowest_ms": max(f["max_ms"] for f in figures.values()),
-        "beat_funnel_ms": round(beat_ms, 1),
+        "beat_funnel_ms": round(beat_ms["funnel"], 1),
+        "beat_work_ms": round(beat_ms["work"], 1),
         "load_average": [round(x, 2) for x in load_average],
     }
     print(json.dumps(result))

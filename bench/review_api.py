@@ -5,7 +5,8 @@ project with the default taxonomy (human-v1), then N subjects seeded by COPY (pl
 pointing at one real JPEG, subjects, predictions and labels in state `predicted` for the first
 `--categories` single-choice categories, and one queued review assignment per subject).
 
-The seeding is a bulk load: COPY, the per-row foreign-key triggers skipped for that session
+The seeding is a bulk load: COPY into the tables without their secondary indexes and unique
+constraints (built once afterwards), the per-row foreign-key triggers skipped for that session
 (the rows are consistent by construction), then VACUUM ANALYZE and a CHECKPOINT so that the load
 does not pay for the bulk write. The project keeps its default settings (gold share 0.1).
 
@@ -45,6 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,8 +108,28 @@ class Setup:
     seed_seconds: float
 
 
-def prepare(n_subjects: int, n_annotators: int, n_categories: int, data_dir: Path) -> Setup:
-    """Migrate, create the people and the project, seed the queue. Uses AA_* from the environment."""
+def bench_environment(url: str, data_dir: Path) -> dict[str, str]:
+    """The AA_* settings of a benchmark's engine on database `url` and data folder `data_dir`."""
+    return {
+        "AA_DATABASE_URL": url,
+        "AA_DATA_DIR": str(data_dir),
+        "AA_SOURCE_ROOTS": json.dumps([str(data_dir / "sources")]),
+        "AA_LOG_LEVEL": "WARNING",
+        "AA_ADMIN_EMAIL": ADMIN_EMAIL,
+    }
+
+
+def prepare(
+    n_subjects: int,
+    n_annotators: int,
+    n_categories: int,
+    data_dir: Path,
+    before_indexes: Callable[[int], None] | None = None,
+) -> Setup:
+    """Migrate, create the people and the project, seed the queue. Uses AA_* from the environment.
+
+    `before_indexes(project_id)`, when given, runs on the committed rows before the bulk tables'
+    indexes are built (more bulk writes, e.g. a dashboard's history, at no index upkeep)."""
     from server.auth import service as auth_service
     from server.cli import _migrate
     from server.core import runtime
@@ -142,7 +164,9 @@ def prepare(n_subjects: int, n_annotators: int, n_categories: int, data_dir: Pat
     log(f"users and project: {time.perf_counter() - start:.1f} s ({n_annotators + 1} argon2 hashes)")
 
     start = time.perf_counter()
-    category_ids = seed(settings.database_url, project_id, version_id, n_subjects, n_categories)
+    category_ids = seed(
+        settings.database_url, project_id, version_id, n_subjects, n_categories, before_indexes
+    )
     seed_seconds = time.perf_counter() - start
     log(f"seed: {n_subjects} subjects x {len(category_ids)} categories in {seed_seconds:.1f} s")
     runtime.reset()
@@ -225,8 +249,42 @@ def _pick_categories(cur: Any, version_id: int, n: int) -> list[tuple[int, str, 
     return picked
 
 
-def seed(url: str, project_id: int, version_id: int, n: int, n_categories: int) -> list[int]:
-    """N images, subjects, predictions, labels and queued review assignments, by COPY."""
+BULK_TABLES = ("images", "subjects", "predictions", "labels", "label_events", "assignments")
+
+
+def _drop_indexes(cur: Any, tables: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Drops the tables' indexes and unique constraints (primary keys stay) and returns the
+    statements that build them again: a bulk load then builds each index once, sorted, instead
+    of inserting every row into it."""
+    cur.execute(
+        "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.conname, "
+        "pg_get_constraintdef(c.oid) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+        "LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype IN ('u', 'x') "
+        "AND c.conrelid = i.indrelid "
+        "WHERE t.relname = ANY(%s) AND t.relnamespace = 'public'::regnamespace AND NOT i.indisprimary",
+        (list(tables),),
+    )
+    rebuild = []
+    for table, index, index_def, constraint, constraint_def in cur.fetchall():
+        if constraint is not None:
+            cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"')
+            rebuild.append((index, f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {constraint_def}'))
+        else:
+            cur.execute(f"DROP INDEX {index}")
+            rebuild.append((index, index_def))
+    return rebuild
+
+
+def seed(
+    url: str,
+    project_id: int,
+    version_id: int,
+    n: int,
+    n_categories: int,
+    before_indexes: Callable[[int], None] | None = None,
+) -> list[int]:
+    """N images, subjects, predictions, labels and queued review assignments, by COPY into the
+    tables without their secondary indexes, which are built afterwards."""
     import psycopg
 
     key, thumb_key, width, height, size, _ = _blobs()
@@ -248,6 +306,7 @@ def seed(url: str, project_id: int, version_id: int, n: int, n_categories: int) 
             (project_id,),
         )
         model_version_id = int(_one(cur))
+        rebuild = _drop_indexes(cur, BULK_TABLES)
 
         t0 = time.perf_counter()
         first_image = _reserve_ids(cur, "images", n)
@@ -329,8 +388,17 @@ def seed(url: str, project_id: int, version_id: int, n: int, n_categories: int) 
         t4 = time.perf_counter()
         log(f"  assignments: {t4 - t3:.1f} s")
         conn.commit()
+        if before_indexes is not None:
+            before_indexes(project_id)
+        t4 = time.perf_counter()
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        for _, statement in rebuild:
+            cur.execute(statement)
+        conn.commit()
+        log(f"  indexes ({len(rebuild)}) built: {time.perf_counter() - t4:.1f} s")
+        t4 = time.perf_counter()
         conn.autocommit = True
-        for table in ("images", "subjects", "predictions", "labels", "assignments"):
+        for table in BULK_TABLES:
             cur.execute(f"VACUUM ANALYZE {table}")
         # Write the bulk load's dirty pages out now, so the checkpointer does not do it during
         # the load (commits would wait behind its writes: that measures the seeding, not the API).
@@ -557,8 +625,9 @@ async def run_load(
 # -- checks ------------------------------------------------------------------------------------
 
 
-def check(url: str, project_id: int, out: Log) -> dict[str, int]:
-    """The database against the client's log."""
+def check(url: str, project_id: int, out: Log, after_event: int = 0) -> dict[str, int]:
+    """The database against the client's log; review events up to `after_event` (a history seeded
+    before the load) are not the load's."""
     import psycopg
 
     with psycopg.connect(_psycopg_dsn(url)) as conn, conn.cursor() as cur:
@@ -572,8 +641,8 @@ def check(url: str, project_id: int, out: Log) -> dict[str, int]:
         cur.execute(
             "SELECT e.assignment_id, e.actor_user_id, count(*) FROM label_events e "
             "JOIN assignments a ON a.id = e.assignment_id WHERE a.project_id = %s AND e.reason = 'review' "
-            "GROUP BY e.assignment_id, e.actor_user_id",
-            (project_id,),
+            "AND e.id > %s GROUP BY e.assignment_id, e.actor_user_id",
+            (project_id, after_event),
         )
         events = {(int(a), int(u)): int(n) for a, u, n in cur.fetchall()}
         cur.execute(
@@ -582,11 +651,13 @@ def check(url: str, project_id: int, out: Log) -> dict[str, int]:
             (project_id,),
         )
         submitted_by_two = {int(r[0]) for r in cur.fetchall()}
-        # Seeded labels start at version 1 with no event; every write since moved the version
-        # by one and appended one event: a mismatch is a write that went unrecorded.
+        # Seeded labels start at version 1 (with a creation event or none); every write since
+        # moved the version by one and appended one event: a mismatch is a write that went
+        # unrecorded.
         cur.execute(
             "SELECT count(*) FROM labels l JOIN subjects s ON s.id = l.subject_id "
-            "JOIN (SELECT label_id, count(*) AS n FROM label_events GROUP BY label_id) e "
+            "JOIN (SELECT label_id, count(*) AS n FROM label_events WHERE from_state IS NOT NULL "
+            "GROUP BY label_id) e "
             "ON e.label_id = l.id WHERE s.project_id = %s AND l.version <> 1 + e.n",
             (project_id,),
         )
@@ -709,6 +780,68 @@ def _run(coroutine: Any) -> Any:
     return uvloop.run(coroutine)
 
 
+@dataclass
+class LoadRun:
+    out: Log
+    wall: float
+    cpu: float  # the load generator's
+    pressure0: dict[str, int | None]
+    pressure1: dict[str, int | None]
+    load_average: tuple[float, float, float]
+
+
+def load(base: str, users: dict[str, int], project_id: int, seconds: float, think: float) -> LoadRun:
+    """The annotators' load against the server at `base`, with the machine's pressure around it."""
+    pressure0 = {r: pressure_us(r) for r in ("cpu", "io")}
+    out, wall, cpu = _run(run_load(base, users, project_id, seconds, think))
+    pressure1 = {r: pressure_us(r) for r in ("cpu", "io")}
+    return LoadRun(out, wall, cpu, pressure0, pressure1, os.getloadavg())
+
+
+def stop_and_show(process: subprocess.Popen[bytes], server_log: Path) -> None:
+    """Stops the server (so no request is in flight for the checks) and logs its log's tail."""
+    stop_server(process)
+    if process.returncode not in (0, -signal.SIGINT):
+        log(f"server exit code {process.returncode}")
+    tail = server_log.read_text(errors="replace").strip()
+    if tail:
+        log("server log (tail):\n" + tail[-3000:])
+
+
+def summarise(run: LoadRun, figures: dict[str, int], seconds: float) -> dict[str, Any]:
+    """Logs the load's figures and checks; returns them for the JSON line."""
+    out, wall = run.out, run.wall
+    submits = len(out.acked)
+    log(
+        f"load: {wall:.1f} s wall, {len(out.next_ms)} next, {submits} submits acknowledged, "
+        f"{out.empty_queue} empty-queue answers"
+    )
+    log(f"statuses: {dict(sorted(out.statuses.items()))}")
+    log(f"next ms   {percentiles(out.next_ms)}  max {max(out.next_ms, default=0):.1f}")
+    log(f"submit ms {percentiles(out.submit_ms)}  max {max(out.submit_ms, default=0):.1f}")
+    log(f"retry ms  {percentiles(out.retry_ms)}  ({out.retries} retries, {out.retry_mismatches} mismatched)")
+    pressure = report_load(
+        out.timeline, seconds, wall, run.cpu, run.pressure0, run.pressure1, run.load_average
+    )
+    log(f"checks: {figures}")
+    if out.error_samples:
+        log("errors (first 10):\n  " + "\n  ".join(out.error_samples))
+    return {
+        "next_ms": percentiles(out.next_ms),
+        "submit_ms": percentiles(out.submit_ms),
+        "submits_per_s": round(submits / wall, 2),
+        "errors": out.errors,
+        "collisions": figures["collisions"],
+        "lost": figures["lost"],
+        "duplicated": figures["duplicated"],
+        "idempotent_retries": out.retries,
+        "idempotent_mismatches": out.retry_mismatches,
+        "served_to_two_people": figures["served_to_two_people"],
+        "cpu_pressure_pct": pressure["cpu"],
+        "io_pressure_pct": pressure["io"],
+    }
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -731,13 +864,7 @@ def main() -> None:
     created = args.database_url is None
     url = create_database(args.postgres_admin_url) if created else args.database_url
     data_dir = Path(tempfile.mkdtemp(prefix="aa-bench-review-"))
-    env = {
-        "AA_DATABASE_URL": url,
-        "AA_DATA_DIR": str(data_dir),
-        "AA_SOURCE_ROOTS": json.dumps([str(data_dir / "sources")]),
-        "AA_LOG_LEVEL": "WARNING",
-        "AA_ADMIN_EMAIL": ADMIN_EMAIL,
-    }
+    env = bench_environment(url, data_dir)
     os.environ.update(env)
     log(f"database {url.rsplit('/', 1)[-1]}, data {data_dir}")
     process = None
@@ -753,18 +880,9 @@ def main() -> None:
         wait_healthy(base, process, server_log)
         log(f"server up on {base} (uvicorn, {args.server_workers} worker processes)")
 
-        think = args.think_ms / 1000.0
-        pressure0 = {r: pressure_us(r) for r in ("cpu", "io")}
-        out, wall, cpu = _run(run_load(base, setup.users, setup.project_id, args.seconds, think))
-        pressure1 = {r: pressure_us(r) for r in ("cpu", "io")}
-        load_average = os.getloadavg()
-        stop_server(process)
-        if process.returncode not in (0, -signal.SIGINT):
-            log(f"server exit code {process.returncode}")
-        tail = server_log.read_text(errors="replace").strip()
-        if tail:
-            log("server log (tail):\n" + tail[-3000:])
-        figures = check(url, setup.project_id, out)
+        run = load(base, setup.users, setup.project_id, args.seconds, args.think_ms / 1000.0)
+        stop_and_show(process, server_log)
+        figures = check(url, setup.project_id, run.out)
     finally:
         if process is not None:
             stop_server(process)
@@ -778,39 +896,15 @@ def main() -> None:
 
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    submits = len(out.acked)
     result = {
         "subjects": args.subjects,
         "annotators": args.annotators,
         "seconds": args.seconds,
         "think_ms": args.think_ms,
         "server_workers": args.server_workers,
-        "next_ms": percentiles(out.next_ms),
-        "submit_ms": percentiles(out.submit_ms),
-        "submits_per_s": round(submits / wall, 2),
-        "errors": out.errors,
-        "collisions": figures["collisions"],
-        "lost": figures["lost"],
-        "duplicated": figures["duplicated"],
-        "idempotent_retries": out.retries,
+        **summarise(run, figures, args.seconds),
         "seed_seconds": round(setup.seed_seconds, 1),
     }
-    log(
-        f"load: {wall:.1f} s wall, {len(out.next_ms)} next, {submits} submits acknowledged, "
-        f"{out.empty_queue} empty-queue answers"
-    )
-    log(f"statuses: {dict(sorted(out.statuses.items()))}")
-    log(f"next ms   {percentiles(out.next_ms)}  max {max(out.next_ms, default=0):.1f}")
-    log(f"submit ms {percentiles(out.submit_ms)}  max {max(out.submit_ms, default=0):.1f}")
-    log(f"retry ms  {percentiles(out.retry_ms)}  ({out.retries} retries, {out.retry_mismatches} mismatched)")
-    pressure = report_load(out.timeline, args.seconds, wall, cpu, pressure0, pressure1, load_average)
-    log(f"checks: {figures}")
-    if out.error_samples:
-        log("errors (first 10):\n  " + "\n  ".join(out.error_samples))
-    result["idempotent_mismatches"] = out.retry_mismatches
-    result["served_to_two_people"] = figures["served_to_two_people"]
-    result["cpu_pressure_pct"] = pressure["cpu"]
-    result["io_pressure_pct"] = pressure["io"]
     print(json.dumps(result))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -15,11 +15,17 @@ from server.orm.enums import AssignmentKind, AssignmentStatus, ImageStage
 
 STAGES = ("ingested", "prelabeled", "routed", "verified", "exported")
 MAX_HOURS = 24 * 14
-# The funnel of a project this large takes about a second to count (bench/dashboard.py), so the
-# beat counts it every minute (tasks.py) and the page reads what was stored while it is fresh.
+# The funnel of a project this large takes about a second to count (bench/dashboard.py), its
+# work series 0.6 s at 1,000,000 subjects (bench/scale.py), so the beat counts them (tasks.py)
+# and the pages read what was stored while it is fresh.
 STORED_FROM_SUBJECTS = 20_000
 STORED_FRESH_FOR = timedelta(minutes=5)
+# At 1,000,000 subjects the count takes 10 to 13 s of the database (docs/PERFORMANCE.md), so the
+# beat recounts a stored funnel only once it is this old. Fresh-for must stay above this plus the
+# beat's minute and the count, else the page counts inline.
+RECOUNT_AFTER = timedelta(minutes=3)
 FUNNEL = "funnel"
+WORK = "work"
 
 
 def _funnel(
@@ -50,9 +56,14 @@ def funnel(session: Session, project: Project) -> FunnelOut:
 
 
 def store_funnels(session: Session) -> list[int]:
-    """Count and store the funnel of every project large enough to need it; returns their ids."""
+    """Count and store the funnel of every project large enough to need it whose stored one is
+    older than RECOUNT_AFTER; returns the ids of those counted."""
     stored = []
+    recount_before = utcnow() - RECOUNT_AFTER
     for project_id in repository.large_projects(session, STORED_FROM_SUBJECTS):
+        figure = repository.stored_figure(session, project_id, FUNNEL)
+        if figure is not None and figure.computed_at > recount_before:
+            continue
         project = session.get(Project, project_id)
         assert project is not None
         out = count_funnel(session, project)
@@ -114,14 +125,60 @@ def count_funnel(session: Session, project: Project) -> FunnelOut:
 
 
 def work(session: Session, project: Project, hours: int) -> WorkOut:
+    """The last `hours` of the stored series while it is fresh and ends at this hour (large
+    projects, see tasks.py), else replayed now."""
+    hours = max(1, min(hours, MAX_HOURS))
+    stored = repository.stored_figure(session, project.id, WORK)
+    if stored is not None and stored.computed_at >= utcnow() - STORED_FRESH_FOR:
+        series = WorkOut.model_validate(stored.body)
+        if series.hours and series.hours[-1] == _this_hour():
+            return _last_hours(series, hours)
+    return count_work(session, project, hours)
+
+
+def store_work(session: Session) -> list[int]:
+    """Replay and store the longest work series of every large project whose stored one is older
+    than RECOUNT_AFTER or ends before this hour; returns the ids of those replayed."""
+    stored = []
+    now = utcnow()
+    for project_id in repository.large_projects(session, STORED_FROM_SUBJECTS):
+        figure = repository.stored_figure(session, project_id, WORK)
+        if figure is not None and figure.computed_at > now - RECOUNT_AFTER:
+            hours = WorkOut.model_validate(figure.body).hours
+            if hours and hours[-1] == _this_hour():
+                continue
+        project = session.get(Project, project_id)
+        assert project is not None
+        out = count_work(session, project, MAX_HOURS)
+        repository.store_figure(session, project_id, WORK, out.model_dump(mode="json"), now)
+        stored.append(project_id)
+    return stored
+
+
+def _this_hour() -> datetime:
+    return utcnow().replace(minute=0, second=0, microsecond=0)
+
+
+def _last_hours(series: WorkOut, hours: int) -> WorkOut:
+    """A shorter window of a series: exact, since the depth at an hour's end and the submits in
+    an hour do not depend on where the window starts."""
+    return WorkOut(
+        since=series.hours[-hours],
+        hours=series.hours[-hours:],
+        queue_depth={kind: values[-hours:] for kind, values in series.queue_depth.items()},
+        throughput={kind: values[-hours:] for kind, values in series.throughput.items()},
+        open_now=series.open_now,
+        submitted_total=series.submitted_total,
+    )
+
+
+def count_work(session: Session, project: Project, hours: int) -> WorkOut:
     """Queue depth per kind at the end of each of the last `hours` hours, and submits per hour.
 
     Depth is replayed from the assignments' own times: open at the window's start, plus those
     created, minus those submitted or skipped, hour by hour. Cancelled ones are left out.
     """
-    hours = max(1, min(hours, MAX_HOURS))
-    now = utcnow()
-    current = now.replace(minute=0, second=0, microsecond=0)
+    current = _this_hour()
     since = current - timedelta(hours=hours - 1)
     buckets = [since + timedelta(hours=i) for i in range(hours)]
     index = {moment: i for i, moment in enumerate(buckets)}

@@ -8,6 +8,8 @@ from server.dashboard import service
 
 @shared_task(name=tasknames.DASHBOARD_STORE_FUNNELS)
 def store_funnels() -> list[int]:
-    """The beat's minute: count the funnels of large projects so that their pages read one row."""
+    """The beat's minute: count the funnels and work series of large projects so that their
+    pages read one row; returns the projects whose funnel was counted."""
     with runtime.database().session_scope() as session:
+        service.store_work(session)
         return service.store_funnels(session)

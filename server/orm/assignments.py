@@ -18,6 +18,21 @@ class Assignment(IdMixin, CreatedMixin, Base):
         Index("ix_assignments_queue", "project_id", "status", "queue_rank", "priority", "id"),
         Index("ix_assignments_lease", "status", "lease_expires_at"),
         Index("ix_assignments_subject", "subject_id", "kind"),
+        # The dashboard's aggregates over a project's assignments, from the index alone (Postgres).
+        Index(
+            "ix_assignments_project_status_kind",
+            "project_id",
+            "status",
+            "kind",
+            postgresql_include=[
+                "submitted_by_id",
+                "submitted_at",
+                "created_at",
+                "lead_time_ms",
+                "changed_fields",
+                "subject_id",
+            ],
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))

@@ -182,6 +182,7 @@ def test_a_large_projects_funnel_is_read_from_what_the_beat_stored(
     assert stored["project"] == live["project"] and stored["computed_at"] > live["computed_at"]
     upload(admin, pid, 1, seed=400)
     assert admin.get(path).json() == stored  # fresh enough: the stored row, not a count
+    monkeypatch.setattr(service, "RECOUNT_AFTER", timedelta(0))
     store_funnels()
     after = admin.get(path).json()
     ingested = {s["key"]: s["count"] for s in after["project"]["stages"]}["ingested"]
@@ -190,3 +191,40 @@ def test_a_large_projects_funnel_is_read_from_what_the_beat_stored(
     upload(admin, pid, 1, seed=500)
     recounted = {s["key"]: s["count"] for s in admin.get(path).json()["project"]["stages"]}
     assert recounted["ingested"] == ingested + 1  # stale: counted now
+
+
+def test_the_beat_recounts_a_stored_funnel_only_once_it_is_old_enough(
+    admin: Api, worked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.dashboard import service
+    from server.dashboard.tasks import store_funnels
+
+    pid = worked["project_id"]
+    monkeypatch.setattr(service, "STORED_FROM_SUBJECTS", 1)
+    assert store_funnels() == [pid]
+    assert store_funnels() == []  # counted a moment ago: left alone
+    assert service.RECOUNT_AFTER + timedelta(minutes=1) < service.STORED_FRESH_FOR
+    monkeypatch.setattr(service, "RECOUNT_AFTER", timedelta(0))
+    assert store_funnels() == [pid]
+
+
+def test_a_large_projects_work_is_the_stored_series_last_hours(
+    admin: Api, worked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.dashboard import service
+    from server.dashboard.tasks import store_funnels
+
+    pid = worked["project_id"]
+    path = f"/projects/{pid}/dashboard/work"
+    replayed = {hours: admin.get(path, params={"hours": hours}).json() for hours in (1, 6, 48)}
+    monkeypatch.setattr(service, "STORED_FROM_SUBJECTS", 1)
+    store_funnels()
+    for hours, live in replayed.items():
+        assert admin.get(path, params={"hours": hours}).json() == live  # a slice equals the replay
+    review_next(admin, pid)
+    assert admin.get(path, params={"hours": 6}).json() == replayed[6]  # fresh: the stored series
+    monkeypatch.setattr(service, "RECOUNT_AFTER", timedelta(0))
+    store_funnels()
+    after = admin.get(path, params={"hours": 6}).json()
+    assert after["submitted_total"] == replayed[6]["submitted_total"] + 1
+    assert after["queue_depth"]["review"][-1] == replayed[6]["queue_depth"]["review"][-1] - 1
