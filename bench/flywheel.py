@@ -150,6 +150,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         project = projects.create_project(session, lead, "Flywheel bench", settings=project_settings)
         taxonomy.add_version(session, project, simulate.demo_taxonomy_yaml(), user_id=lead.id)
         project_id, lead_id = project.id, lead.id
+    # Two people: an evaluation subject's second pass goes to someone other than its first.
+    team = [lead_id, simulate.add_second_person(project_id)]
 
     truth: dict[int, simulate.Truth] = {}
     results: list[dict[str, Any]] = []
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 project_row = session.get(Project, project_id)
                 assert project_row is not None
                 flywheel.grow_eval_set(session, project_row, min(args.eval_size, len(batch)))
-        log = simulate.work_queue(project_id, lead_id, truth, args.error_rate, rng)
+        log = simulate.work_queue(project_id, team, truth, args.error_rate, rng)
         with runtime.database().session_scope() as session:
             project_row = session.get(Project, project_id)
             assert project_row is not None

@@ -9,19 +9,17 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Row,
-    Subquery,
     and_,
     bindparam,
     func,
     or_,
     select,
-    union_all,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from server.orm import Assignment, EvalSetMember, Label, Membership, Prediction, Project
-from server.orm.enums import AssignmentStatus
+from server.orm.enums import AssignmentKind, AssignmentStatus
 
 # The hot path's reads are built once, not per request (building costs more than running them).
 _ASSIGNMENT_WITH_PROJECT = (
@@ -33,6 +31,10 @@ _ASSIGNMENT_WITH_PROJECT = (
     )
     .where(Assignment.id == bindparam("assignment_id"))
 )
+# For a request that acts on the lease (submit, heartbeat, release, skip, undo): the row stays
+# locked until it commits, so a `next` (which skips locked rows) or a release of expired leases
+# cannot take the lease over between this read and the request's write.
+_ASSIGNMENT_WITH_PROJECT_LOCKED = _ASSIGNMENT_WITH_PROJECT.with_for_update(of=Assignment)
 _OF_SUBJECT_IN_CATEGORIES = and_(
     Label.subject_id == bindparam("subject_id"),
     Label.category_id.in_(bindparam("category_ids", expanding=True)),
@@ -44,25 +46,29 @@ _LABEL_VERSIONS = select(Label.id, Label.category_id, Label.value, Label.version
 
 
 def assignment_with_project(
-    session: Session, assignment_id: int, user_id: int
+    session: Session, assignment_id: int, user_id: int, *, lock: bool = False
 ) -> tuple[Assignment, Project, str | None] | None:
-    """An assignment, its project and the user's role there (None: not a member): one round trip."""
-    row = session.execute(
-        _ASSIGNMENT_WITH_PROJECT, {"assignment_id": assignment_id, "user_id": user_id}
-    ).first()
+    """An assignment, its project and the user's role there (None: not a member): one round
+    trip. `lock`: the assignment's row is locked until the transaction ends (Postgres)."""
+    statement = _ASSIGNMENT_WITH_PROJECT_LOCKED if lock else _ASSIGNMENT_WITH_PROJECT
+    row = session.execute(statement, {"assignment_id": assignment_id, "user_id": user_id}).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
 def release_expired(session: Session, now: datetime, project_id: int | None = None) -> int:
-    """Leases past their expiry go back to the queue (an index on status and expiry). `next`
-    claims an expired lease directly (see `claim`); this pass, from the reconciler, keeps the
-    queue's counts true for leases nobody claimed since."""
+    """Leases past their expiry go back to the queue (an index on status and expiry): from
+    `next` (at most once a second per process and project) and from the reconciler. A lease whose
+    row a request is acting on right now (its holder's late submit, locked) is skipped, not
+    waited for: that request decides it."""
     where = [Assignment.status == AssignmentStatus.leased.value, Assignment.lease_expires_at < now]
     if project_id is not None:
         where.append(Assignment.project_id == project_id)
+    expired = select(Assignment.id).where(*where)
+    if session.get_bind().dialect.name == "postgresql":
+        expired = expired.with_for_update(skip_locked=True)
     result = session.execute(
         update(Assignment)
-        .where(*where)
+        .where(Assignment.id.in_(expired.scalar_subquery()), *where)
         .values(
             status=AssignmentStatus.queued.value, lease_holder_id=None, leased_at=None, lease_expires_at=None
         )
@@ -97,8 +103,8 @@ def claim(
     until: datetime,
     max_live: int,
 ) -> Assignment | None:
-    """Lease the next claimable assignment atomically, unless the person already holds
-    `max_live` live leases (None then, as for an empty queue). See `_claim_statement`."""
+    """Lease the next queued assignment atomically, unless the person already holds `max_live`
+    live leases (None then, as for an empty queue). See `_claim_statement`."""
     postgres = session.get_bind().dialect.name == "postgresql"
     return session.execute(
         _claim_statement(postgres),
@@ -118,48 +124,49 @@ def claim(
 def _claim_statement(postgres: bool) -> Any:
     """The claim, built once per dialect (building it costs more than running it).
 
-    Claimable: queued, or leased to someone whose lease ran out (an expired lease is taken over
-    here, so `next` needs no release pass first). The head of the queued rows and the head of
-    the expired leases are each found by a walk of the queue index, and the better of the two
-    is taken. Postgres skips rows another transaction is claiming (FOR UPDATE SKIP LOCKED);
-    SQLite serialises writers (BEGIN IMMEDIATE), and the claimable check in the UPDATE makes a
-    lost race claim nothing. The claimed row comes back from the UPDATE itself (RETURNING), so
-    leasing is one round trip."""
+    The head of the queued rows is found by a walk of the queue index. Postgres skips rows
+    another transaction is claiming (FOR UPDATE SKIP LOCKED: only the row taken is locked);
+    SQLite serialises writers (BEGIN IMMEDIATE), and the status check in the UPDATE makes a lost
+    race claim nothing. The claimed row comes back from the UPDATE itself (RETURNING), so leasing
+    is one round trip, the cap on live leases included."""
     # (b_ names: an UPDATE reserves its columns' names for its own parameters)
     project_id: BindParameter[int] = bindparam("b_project_id")
     user_id: BindParameter[int] = bindparam("b_user_id")
     now: BindParameter[datetime] = bindparam("b_now")
+    queued = Assignment.status == AssignmentStatus.queued.value
 
-    def head(status: ColumnElement[bool]) -> Subquery:
-        query = (
-            select(Assignment.id, Assignment.queue_rank, Assignment.priority)
-            .where(
-                Assignment.project_id == project_id,
-                status,
-                Assignment.queue_rank >= bindparam("b_min_rank"),
-                (Assignment.assignee_id.is_(None)) | (Assignment.assignee_id == user_id),
-            )
-            .order_by(Assignment.queue_rank.desc(), Assignment.priority.desc(), Assignment.id.desc())
-            .limit(1)
+    # An evaluation subject's passes go to different people: whoever answered one pass of a
+    # subject is not served another (second_opinions queues the second pass).
+    prior = aliased(Assignment)
+    answered_this_subject = (
+        select(prior.id)
+        .where(
+            prior.subject_id == Assignment.subject_id,
+            prior.kind == AssignmentKind.eval.value,
+            prior.submitted_by_id == user_id,
         )
-        return (query.with_for_update(skip_locked=True) if postgres else query).subquery()
-
-    leased = Assignment.status == AssignmentStatus.leased.value
-    expired = and_(leased, Assignment.lease_expires_at < now)
-    heads = union_all(
-        select(head(Assignment.status == AssignmentStatus.queued.value)), select(head(expired))
-    ).subquery()
-    best = (
-        select(heads.c.id)
-        .order_by(heads.c.queue_rank.desc(), heads.c.priority.desc(), heads.c.id.desc())
+        .exists()
+    )
+    head = (
+        select(Assignment.id)
+        .where(
+            Assignment.project_id == project_id,
+            queued,
+            Assignment.queue_rank >= bindparam("b_min_rank"),
+            (Assignment.assignee_id.is_(None)) | (Assignment.assignee_id == user_id),
+            or_(Assignment.kind != AssignmentKind.eval.value, ~answered_this_subject),
+        )
+        .order_by(Assignment.queue_rank.desc(), Assignment.priority.desc(), Assignment.id.desc())
         .limit(1)
     )
+    if postgres:
+        head = head.with_for_update(skip_locked=True)
     held = select(func.count()).select_from(Assignment).where(_live(project_id, user_id, now))
     return (
         update(Assignment)
         .where(
-            Assignment.id == best.scalar_subquery(),
-            or_(Assignment.status == AssignmentStatus.queued.value, expired),
+            Assignment.id == head.scalar_subquery(),
+            queued,
             held.scalar_subquery() < bindparam("b_max_live"),
         )
         .values(

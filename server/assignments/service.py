@@ -7,7 +7,9 @@ their events are written in the submit's one transaction.
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
@@ -70,11 +72,12 @@ def route_cold_start(session: Session, project: Project, subject_ids: Sequence[i
 
 
 def next_for(session: Session, grant: ProjectAccess) -> AssignmentOut | None:
-    """Lease the next assignment: one claim statement on the hot path (expired leases and the
-    cap on live leases are inside it); a person at the cap gets their oldest live lease back."""
+    """Lease the next assignment: one claim statement on the hot path (the cap on live leases
+    is inside it); a person at the cap gets their oldest live lease back."""
     project, user = grant.project, grant.user
     settings = review_settings(project)
     now = utcnow()
+    _release_expired(session, project, now)
     until = now + timedelta(seconds=settings.lease_seconds)
     min_rank = MIN_RANK.get(grant.role, 0)
     assignment = None
@@ -92,6 +95,23 @@ def next_for(session: Session, grant: ProjectAccess) -> AssignmentOut | None:
     return views.render(session, project, assignment)
 
 
+# How often, at most, one API process sends a project's expired leases back to the queue from
+# `next` (an UPDATE per request would cost every request a round trip): an expired lease waits
+# at most this long to be served again. The reconciler does the same on its own schedule.
+RELEASE_EVERY_SECONDS = 1.0
+_released_at: dict[tuple[int, object], float] = {}
+
+
+def _release_expired(session: Session, project: Project, now: Any) -> None:
+    # Keyed by the project's creation time too: two databases' project 1 are not the same.
+    key = (project.id, project.created_at)
+    clock = time.monotonic()
+    if clock - _released_at.get(key, -math.inf) < RELEASE_EVERY_SECONDS:
+        return
+    _released_at[key] = clock
+    repository.release_expired(session, now, project.id)
+
+
 def warm_up(session: Session, projects: Sequence[Project]) -> None:
     """Run the queue's reads once with ids that match nothing, and read these projects'
     taxonomies into the process's cache: the first `next` of a fresh worker process would
@@ -100,6 +120,7 @@ def warm_up(session: Session, projects: Sequence[Project]) -> None:
     repository.claim(session, 0, 0, 0, now, now, MAX_LIVE_LEASES)
     repository.live_leases(session, 0, 0, now)
     repository.assignment_with_project(session, 0, 0)
+    repository.assignment_with_project(session, 0, 0, lock=True)
     repository.labels_of(session, 0, [0])
     views.warm_up(session, projects)
 
@@ -114,7 +135,7 @@ def assignment_for(
 ) -> tuple[Assignment, ProjectAccess]:
     """The assignment, for a member of its project (others get 404). Actions on it then check
     the lease (409 lease_lost); viewing someone else's work needs the reviewer role."""
-    found = repository.assignment_with_project(session, assignment_id, user.id)
+    found = repository.assignment_with_project(session, assignment_id, user.id, lock=not viewing)
     if found is None:
         raise NotFound("no such assignment")
     assignment, project, member_role = found

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, select
+from sqlalchemy import Row, and_, bindparam, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from server.assignments.schemas import (
@@ -143,6 +144,7 @@ def render(session: Session, project: Project, assignment: Assignment) -> Assign
     version_id = project.taxonomy_version_id or 0
     all_categories, spec = _version(session, version_id, project)
     routed = {int(c) for c in assignment.category_ids}
+    shown = {cid: _shown(assignment.kind, label) for cid, label in labels.items()}
     out: list[CategoryOut] = []
     for category in all_categories:
         if category.id not in routed:
@@ -157,12 +159,7 @@ def render(session: Session, project: Project, assignment: Assignment) -> Assign
                 question=category.question,
                 kind=category.kind,
                 values=category.values,
-                # A gold item looks like any other: its known answers are not shown.
-                label=None
-                if label is None or (assignment.kind == "gold" and label.state == LabelState.gold.value)
-                else LabelOut(
-                    value=label.value, version=label.version, state=label.state, confidence=label.confidence
-                ),
+                label=shown.get(category.id),
                 # A stored prediction always has a confidence (the column is not nullable).
                 prediction=PredictionOut(
                     value=label.prediction_value,
@@ -176,7 +173,7 @@ def render(session: Session, project: Project, assignment: Assignment) -> Assign
             )
         )
     keys = {c.id: c.key for c in all_categories}
-    values = {keys[cid]: label.value for cid, label in labels.items() if cid in keys}
+    values = {keys[cid]: label.value for cid, label in shown.items() if cid in keys and label is not None}
     include_sensitive = ProjectSettings.model_validate(project.settings).include_sensitive
     return AssignmentOut(
         id=assignment.id,
@@ -204,6 +201,28 @@ def render(session: Session, project: Project, assignment: Assignment) -> Assign
         if assignment.kind != "gold"
         else "",
     )
+
+
+def _shown(kind: str, label: Row[Any]) -> LabelOut | None:
+    """The label as the person is shown it (and as the caption preview reads it)."""
+    if kind == AssignmentKind.gold.value and label.state == LabelState.gold.value:
+        # A gold item looks like any other: its known answers are not shown.
+        return None
+    if kind == AssignmentKind.eval.value and label.state in DECIDED_BY_PEOPLE:
+        # A second evaluation pass is blind: it starts where the first pass started (the
+        # model's value), not from the first person's answer. The version is the label's own,
+        # so the write is still refused if the label moved on.
+        return LabelOut(
+            value=label.prediction_value,
+            version=label.version,
+            state=LabelState.predicted.value,
+            confidence=label.prediction_confidence,
+        )
+    return LabelOut(value=label.value, version=label.version, state=label.state, confidence=label.confidence)
+
+
+# Values people decided: an evaluation pass after the first does not see them.
+DECIDED_BY_PEOPLE = frozenset({LabelState.verified.value, LabelState.gold.value})
 
 
 def warm_up(session: Session, projects: Sequence[Project]) -> None:

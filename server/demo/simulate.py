@@ -17,7 +17,7 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,15 +112,35 @@ class WorkLog:
 
 def work_queue(
     project_id: int,
-    user_id: int,
+    user_ids: Sequence[int],
     truth: Mapping[int, Truth],
     error_rate: float,
     rng: random.Random,
     *,
     limit: int | None = None,
 ) -> WorkLog:
-    """Take and submit assignments until the queue serves this person nothing (or `limit`)."""
+    """The team takes and submits assignments, each person in turn until the queue serves them
+    nothing, until it serves none of them anything (or `limit` in all). A team, not one person:
+    an evaluation subject's second pass goes to someone other than its first."""
     log = WorkLog()
+    while True:
+        before = sum(log.assignments.values())
+        for user_id in user_ids:
+            _work(project_id, user_id, truth, error_rate, rng, log, limit)
+        done = sum(log.assignments.values())
+        if done == before or (limit is not None and done >= limit):
+            return log
+
+
+def _work(
+    project_id: int,
+    user_id: int,
+    truth: Mapping[int, Truth],
+    error_rate: float,
+    rng: random.Random,
+    log: WorkLog,
+    limit: int | None,
+) -> None:
     while limit is None or sum(log.assignments.values()) < limit:
         with runtime.database().session_scope() as session:
             user = session.get(User, user_id)
@@ -128,7 +148,7 @@ def work_queue(
             grant = access(session, user, project_id)
             assignment = assignments.next_for(session, grant)
             if assignment is None:
-                return log
+                return
             image_truth = truth.get(assignment.image.id, {})
             answers = []
             decided = 0
@@ -160,7 +180,22 @@ def work_queue(
             log.assignments[assignment.kind] += 1
             log.decisions[assignment.kind] += decided
             log.seconds += seconds
-    return log
+
+
+def add_second_person(project_id: int) -> int:
+    """A simulated reviewer beside the lead (evaluation passes go to different people)."""
+    from server.auth import service as auth_service
+    from server.core.security import new_token
+    from server.orm import Membership
+    from server.orm.enums import Role
+
+    with runtime.database().session_scope() as session:
+        user = auth_service.create_user(
+            session, f"simulated-reviewer-{project_id}-{uuid.uuid4().hex[:8]}@example.com", new_token()
+        )
+        session.add(Membership(project_id=project_id, user_id=user.id, role=Role.reviewer.value))
+        session.flush()
+        return user.id
 
 
 def create_project(lead_id: int, slug: str, *, eval_size: int, audit_share: float) -> int:
@@ -230,15 +265,17 @@ def run_rounds(
     eval_size: int = 100,
     timeout: float = 1800,
 ) -> list[dict[str, Any]]:
-    """R turns of the flywheel with a simulated person: new people arrive, the evaluation set is
-    reserved (first turn), the person works the queue, a round trains and is judged. Works with
-    inline jobs or real workers (it waits on database state). Returns one summary per turn."""
+    """R turns of the flywheel with two simulated people (the lead and a reviewer): new people
+    arrive, the evaluation set is reserved (first turn), they work the queue, a round trains and
+    is judged. Works with inline jobs or real workers (it waits on database state). Returns one
+    summary per turn."""
     from server.flywheel import service as flywheel
     from server.orm import Round
 
     rng = random.Random(seed)
     truth: dict[int, Truth] = {}
     summaries = []
+    team = [lead_id, add_second_person(project_id)]
     for turn in range(rounds):
         name = f"flywheel-{project_id}-{seed}-{turn}-{uuid.uuid4().hex[:6]}"
         add_batch(project_id, lead_id, root, name, batch, seed * 1000 + turn)
@@ -251,7 +288,7 @@ def run_rounds(
             assert project is not None
             if flywheel.eval_set(session, project).size == 0:
                 flywheel.grow_eval_set(session, project, min(eval_size, len(batch_truth)))
-        log = work_queue(project_id, lead_id, truth, error_rate, rng)
+        log = work_queue(project_id, team, truth, error_rate, rng)
         with runtime.database().session_scope() as session:
             project = session.get(Project, project_id)
             assert project is not None

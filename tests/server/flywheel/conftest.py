@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,6 +26,13 @@ def upload_people(admin: Api, project_id: int, n: int, seed: int = 500) -> None:
     assert admin.post(f"/projects/{project_id}/uploads", files=files).status_code == 202
 
 
+@pytest.fixture
+def second_person(people: dict[str, Any], member_factory: Any) -> Api:
+    """A reviewer beside the admin: evaluation passes go to different people."""
+    api: Api = member_factory(people["id"], "reviewer", "second-opinion@example.com")
+    return api
+
+
 def set_settings(admin: Api, project_id: int, **changes: Any) -> None:
     settings = admin.get(f"/projects/{project_id}").json()["settings"]
     settings["review"]["gold_share"] = 0
@@ -37,9 +45,21 @@ def set_settings(admin: Api, project_id: int, **changes: Any) -> None:
     assert response.status_code == 200, response.text
 
 
-def work_queue(api: Api, project_id: int, change: dict[str, Any] | None = None) -> int:
-    """Take every assignment the queue serves this person and submit it, accepting the
-    pre-filled value of each field (changing the keys in `change`). Returns how many."""
+def work_queue(people: Api | Sequence[Api], project_id: int, change: dict[str, Any] | None = None) -> int:
+    """Each person in turn takes every assignment the queue serves them and submits it,
+    accepting the pre-filled value of each field (changing the keys in `change`), until the
+    queue serves none of them anything. Returns how many. (An evaluation subject's second pass
+    is served only to someone who did not answer its first.)"""
+    team = [people] if isinstance(people, Api) else list(people)
+    done = 0
+    while True:
+        worked = sum(_work(api, project_id, change) for api in team)
+        if worked == 0:
+            return done
+        done += worked
+
+
+def _work(api: Api, project_id: int, change: dict[str, Any] | None) -> int:
     done = 0
     while True:
         response = api.post(f"/projects/{project_id}/assignments/next")

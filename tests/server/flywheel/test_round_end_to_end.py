@@ -14,13 +14,13 @@ from tests.server.flywheel.conftest import work_queue
 
 
 def test_a_round_started_from_the_api_trains_evaluates_and_records_its_decision(
-    admin: Api, people: dict[str, Any]
+    admin: Api, people: dict[str, Any], second_person: Api
 ) -> None:
     project_id = people["id"]
     assert admin.post(f"/projects/{project_id}/eval-set", json={"size": 4}).status_code == 200
     # People change the background on every subject, so the candidate learns something the
     # initial (weight-free) labeler never answers, and is promoted.
-    work_queue(admin, project_id, change={"background.type": "studio"})
+    work_queue([admin, second_person], project_id, change={"background.type": "studio"})
     response = admin.post(f"/projects/{project_id}/rounds")
     assert response.status_code == 202, response.text
     round_ = admin.get(f"/projects/{project_id}/rounds/{response.json()['id']}").json()

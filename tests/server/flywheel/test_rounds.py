@@ -23,11 +23,12 @@ def _eval_members() -> list[EvalSetMember]:
     return members
 
 
-def _reserved_and_worked(admin: Api, project_id: int, size: int = 4) -> None:
+def _reserved_and_worked(team: list[Api], project_id: int, size: int = 4) -> None:
+    admin = team[0]
     response = admin.post(f"/projects/{project_id}/eval-set", json={"size": size})
     assert response.status_code == 200, response.text
     assert response.json()["size"] == size
-    assert work_queue(admin, project_id) == 12 + size  # every eval (two passes) and review assignment
+    assert work_queue(team, project_id) == 12 + size  # every eval (two passes) and review assignment
     assert admin.get(f"/projects/{project_id}/eval-set").json()["labeled"] == size
 
 
@@ -110,9 +111,11 @@ def test_the_evaluation_set_is_reserved_stratified_and_queued_whole_as_eval_work
     assert admin.get(f"/projects/{project_id}/eval-set").json()["size"] == 5
 
 
-def test_the_evaluation_set_never_appears_in_a_training_job(admin: Api, people: dict[str, Any]) -> None:
+def test_the_evaluation_set_never_appears_in_a_training_job(
+    admin: Api, people: dict[str, Any], second_person: Api
+) -> None:
     project_id = people["id"]
-    _reserved_and_worked(admin, project_id)
+    _reserved_and_worked([admin, second_person], project_id)
     _, payload = _started(admin, project_id)
     job = contracts.TrainJob.model_validate(payload)
     with runtime.database().session_scope() as session:
@@ -138,10 +141,10 @@ def test_the_evaluation_set_never_appears_in_a_training_job(admin: Api, people: 
 
 
 def test_a_worse_candidate_is_rejected_with_its_reasons_and_changes_no_label(
-    admin: Api, people: dict[str, Any]
+    admin: Api, people: dict[str, Any], second_person: Api
 ) -> None:
     project_id = people["id"]
-    _reserved_and_worked(admin, project_id)
+    _reserved_and_worked([admin, second_person], project_id)
     recorder, payload = _started(admin, project_id)
     before = label_snapshot()
     with runtime.database().session_scope() as session:
@@ -162,11 +165,11 @@ def test_a_worse_candidate_is_rejected_with_its_reasons_and_changes_no_label(
 
 
 def test_a_better_candidate_is_promoted_and_every_undecided_subject_is_relabelled(
-    admin: Api, people: dict[str, Any]
+    admin: Api, people: dict[str, Any], second_person: Api
 ) -> None:
     project_id = people["id"]
     set_settings(admin, project_id, flywheel={"min_support": 1}, default_trust_threshold=0.5)
-    _reserved_and_worked(admin, project_id)
+    _reserved_and_worked([admin, second_person], project_id)
     # The baseline is made worse than the candidate: its evaluation answers are all wrong now.
     with runtime.database().session_scope() as session:
         baseline = session.scalar(select(ModelVersion).where(ModelVersion.status == "active"))
@@ -258,10 +261,10 @@ def _submit_some(admin: Api, project_id: int, total: int) -> None:
 
 
 def test_a_lead_can_promote_a_rejected_candidate_with_a_reason_kept(
-    admin: Api, people: dict[str, Any]
+    admin: Api, people: dict[str, Any], second_person: Api
 ) -> None:
     project_id = people["id"]
-    _reserved_and_worked(admin, project_id)
+    _reserved_and_worked([admin, second_person], project_id)
     upload_people(admin, project_id, 2, seed=901)  # undecided subjects the promotion re-labels
     recorder, payload = _started(admin, project_id)
     with runtime.database().session_scope() as session:
@@ -285,3 +288,4 @@ def test_a_lead_can_promote_a_rejected_candidate_with_a_reason_kept(
     assert (again.status_code, again.json()["error"]) == (409, "not_rejected")
     unknown = admin.post(f"/projects/{project_id}/promote", json={**body, "model_version_id": 10_000})
     assert unknown.status_code == 404
+

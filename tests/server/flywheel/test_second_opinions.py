@@ -65,27 +65,35 @@ def _category_id(key: str) -> int:
         return int(next(c.id for c in session.scalars(select(Category)) if c.key == key))
 
 
-def test_each_evaluation_subject_is_labelled_twice_and_a_disagreement_is_adjudicated(
-    admin: Api, people: dict[str, Any]
+def test_each_evaluation_subject_is_labelled_twice_blind_by_two_people_and_a_disagreement_is_adjudicated(
+    admin: Api, people: dict[str, Any], second_person: Api
 ) -> None:
     project_id = people["id"]
     assert admin.post(f"/projects/{project_id}/eval-set", json={"size": 2}).status_code == 200
-    passes: dict[int, int] = {}
-    while (assignment := _take(admin, project_id)) is not None and assignment["kind"] == "eval":
-        subject_id = assignment["subject"]["id"]
-        passes[subject_id] = passes.get(subject_id, 0) + 1
-        # The second person disagrees with the first on one field.
-        _submit(admin, assignment, {KEY: _other} if passes[subject_id] == 2 else {})
-    assert assignment is not None and assignment["kind"] == "review"  # eval work comes first
+    first: dict[int, Any] = {}  # subject -> (the value the first pass was shown, its answer)
+    second: dict[int, Any] = {}
+    assignment = None
+    for api, passes in ((admin, first), (second_person, second)):
+        while (assignment := _take(api, project_id)) is not None and assignment["kind"] == "eval":
+            subject_id = assignment["subject"]["id"]
+            shown = next(c for c in assignment["categories"] if c["key"] == KEY)["label"]["value"]
+            # The first person changes one field; the second accepts what it is shown.
+            changed = _other(next(c for c in assignment["categories"] if c["key"] == KEY), shown)
+            passes[subject_id] = (shown, changed if api is admin else shown)
+            _submit(api, assignment, {KEY: _other} if api is admin else {})
+        if assignment is not None:
+            api.post(f"/assignments/{assignment['id']}/release")
     with runtime.database().session_scope() as session:
         members = {int(m.subject_id) for m in session.scalars(select(EvalSetMember))}
-    assert passes == {s: 2 for s in members}
+    # Each subject once per person: the admin is never served a subject's second pass.
+    assert set(first) == set(second) == members
+    # The second pass starts where the first did (the model's value), not at the first answer.
+    assert all(second[s][0] == first[s][0] != first[s][1] for s in members)
     adjudications = _assignments("adjudicate")
     assert {a.subject_id for a in adjudications} == members
     assert all(list(a.category_ids) == [_category_id(KEY)] for a in adjudications)
 
     # The reviewer's ruling is the value that stands on the evaluation set.
-    admin.post(f"/assignments/{assignment['id']}/release")
     work_queue(admin, project_id, change={KEY: "above_chest"})
     with runtime.database().session_scope() as session:
         standing = {
@@ -103,12 +111,13 @@ def test_each_evaluation_subject_is_labelled_twice_and_a_disagreement_is_adjudic
 
 @pytest.mark.parametrize("passes", [1, 2])
 def test_evaluation_passes_in_agreement_need_no_adjudication(
-    admin: Api, people: dict[str, Any], passes: int
+    admin: Api, people: dict[str, Any], second_person: Api, passes: int
 ) -> None:
     project_id = people["id"]
     set_settings(admin, project_id, flywheel={"eval_passes": passes})
     assert admin.post(f"/projects/{project_id}/eval-set", json={"size": 2}).status_code == 200
-    assert work_queue(admin, project_id) == 2 * passes + 10  # eval passes, then 10 reviews
+    # eval passes, then 10 reviews
+    assert work_queue([admin, second_person], project_id) == 2 * passes + 10
     assert len(_assignments("eval")) == 2 * passes and not _assignments("adjudicate")
 
 
