@@ -179,14 +179,21 @@ def seed_history(url: str, project_id: int, admin_id: int) -> None:
 
 
 def store_figures() -> dict[str, float]:
-    """What the beat does every minute (server.dashboard.tasks): count and store the funnels and
-    work series of large projects. Returns the milliseconds each took; the funnel and work
-    endpoints then read one row."""
+    """What the beat does every minute (server.dashboard.tasks): count and store the slow figures
+    of large projects (funnel, work series, flywheel activity, the active labeler's
+    predictions). Returns the milliseconds each took; their endpoints then read one row."""
     from server.core import runtime
     from server.dashboard import service
+    from server.flywheel import service as flywheel
+    from server.prelabel import service as prelabel
 
     took: dict[str, float] = {}
-    for name, store in (("funnel", service.store_funnels), ("work", service.store_work)):
+    for name, store in (
+        ("funnel", service.store_funnels),
+        ("work", service.store_work),
+        ("flywheel_activity", flywheel.store_activity),
+        ("predictions", prelabel.store_prediction_counts),
+    ):
         start = time.perf_counter()
         with runtime.database().session_scope() as session:
             stored = store(session)

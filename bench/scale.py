@@ -6,8 +6,9 @@
    benchmark's history (bench/dashboard.py `seed_history`), written before the bulk tables'
    indexes are built. With `--database-url` a database this script filled before (`--keep`) is
    measured again as it is, without a fill.
-2. Dashboard: the beat's funnel and work counts, then every endpoint the dashboard pages call
-   (bench/dashboard.py `ENDPOINTS`), `--calls` times each, against the real API (uvicorn).
+2. Dashboard: what the beat stores for a large project (the funnel, the work series, the
+   flywheel's activity, the pipeline's prediction count), then every endpoint the dashboard pages
+   call (bench/dashboard.py `ENDPOINTS`), `--calls` times each, against the real API (uvicorn).
 3. Routing a round: what a flywheel round's re-label writes once the GPU has answered. A new
    model version is promoted, trusted on every other routed category (cut 0.8); its predictions
    for `--round-subjects` subjects that still have a queued review are persisted and routed by
@@ -20,11 +21,13 @@
    `--think-ms` between steps (bench/review_api.py `load` and `check`): next and submit
    latency, and the collisions, lost and duplicated submits found in the database afterwards.
 
-The machine's load average and CPU and I/O pressure are printed with the figures: on a shared
-machine every figure is an upper bound.
+`--steps` picks which of 2 to 4 run (default all of them, in that order); the fill of a new
+database always runs. The machine's load average and CPU and I/O pressure are printed with the
+figures: on a shared machine every figure is an upper bound.
 
     .venv/bin/python bench/scale.py --keep            # fill 1M x 20, measure, keep the database
     .venv/bin/python bench/scale.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/aa_bench_...
+    .venv/bin/python bench/scale.py --database-url ... --steps dashboard   # only the dashboard
     .venv/bin/python bench/scale.py --subjects 2000 --categories 5 --seconds 5 --round-subjects 500
 
 Figures go to stderr; the last line on stdout is one JSON object. Not a test: never collected.
@@ -68,6 +71,7 @@ from review_api import (  # noqa: E402
 )
 
 TRUST_CUT = 0.8
+STEPS = ("dashboard", "round", "review")
 
 
 def filled_setup(url: str) -> Setup:
@@ -280,7 +284,15 @@ def main() -> None:
     )
     parser.add_argument("--postgres-admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--keep", action="store_true", help="keep the database and the data folder")
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"which measurements to run after the fill, comma-separated (default: {','.join(STEPS)})",
+    )
     args = parser.parse_args()
+    steps = {step.strip() for step in args.steps.split(",") if step.strip()}
+    if not steps or steps - set(STEPS):
+        parser.error(f"--steps: choose from {', '.join(STEPS)}")
 
     created = args.database_url is None
     url = create_database(args.postgres_admin_url) if created else args.database_url
@@ -314,49 +326,52 @@ def main() -> None:
         size_gb = round(_scalar(url, "SELECT pg_database_size(current_database())") / 1e9, 2)
         log(f"database size: {size_gb} GB")
 
-        beat_ms = store_figures()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server_log = data_dir / "server.log"
-        process = start_server(port, {**os.environ, **env}, server_log, args.server_workers)
-        wait_healthy(base, process, server_log)
-        endpoints = measure(base, setup.project_id, args.calls)
-        dashboard_load = os.getloadavg()
-        log(f"load average during the dashboard calls (1, 5, 15 min): {dashboard_load}")
-
-        routing = route_round(setup.project_id, args.round_subjects, seed=len(setup.users))
-        routing_load = os.getloadavg()
-
-        history = _scalar(url, "SELECT max(id) FROM label_events")
-        run = load(base, setup.users, setup.project_id, args.seconds, args.think_ms / 1000.0)
-        stop_and_show(process, server_log)
-        figures = check(url, setup.project_id, run.out, after_event=history)
-        subjects = args.subjects if created else None
         result = {
             "database_url": url if args.keep or not created else None,
-            "subjects": subjects,
-            "categories": len(setup.category_ids),
+            "subjects": args.subjects if created else None,
             "fill_s": fill_s,
             "seed_s": round(setup.seed_seconds, 1) if created else None,
             "database_gb": size_gb,
-            "dashboard": {
+            "categories": len(setup.category_ids),
+            "steps": sorted(steps, key=STEPS.index),
+            "cpus": os.cpu_count(),
+        }
+        base = ""
+        if "dashboard" in steps or "review" in steps:
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            server_log = data_dir / "server.log"
+            process = start_server(port, {**os.environ, **env}, server_log, args.server_workers)
+            wait_healthy(base, process, server_log)
+        if "dashboard" in steps:
+            beat_ms = store_figures()
+            endpoints = measure(base, setup.project_id, args.calls)
+            dashboard_load = os.getloadavg()
+            log(f"load average during the dashboard calls (1, 5, 15 min): {dashboard_load}")
+            result["dashboard"] = {
                 "endpoints": endpoints,
                 "slowest_ms": max(f["max_ms"] for f in endpoints.values()),
-                "beat_funnel_ms": round(beat_ms["funnel"], 1),
-                "beat_work_ms": round(beat_ms["work"], 1),
+                "beat_ms": {name: round(ms, 1) for name, ms in beat_ms.items()},
                 "load_average": [round(x, 2) for x in dashboard_load],
-            },
-            "routing": {**routing, "load_average": [round(x, 2) for x in routing_load]},
-            "review": {
+            }
+        if "round" in steps:
+            routing = route_round(setup.project_id, args.round_subjects, seed=len(setup.users))
+            result["routing"] = {**routing, "load_average": [round(x, 2) for x in os.getloadavg()]}
+        if "review" in steps:
+            assert process is not None
+            history = _scalar(url, "SELECT max(id) FROM label_events")
+            run = load(base, setup.users, setup.project_id, args.seconds, args.think_ms / 1000.0)
+            stop_and_show(process, server_log)
+            process = None
+            figures = check(url, setup.project_id, run.out, after_event=history)
+            result["review"] = {
                 "annotators": len(setup.users),
                 "seconds": args.seconds,
                 "think_ms": args.think_ms,
                 "server_workers": args.server_workers,
                 **summarise(run, figures, args.seconds),
                 "load_average": [round(x, 2) for x in run.load_average],
-            },
-            "cpus": os.cpu_count(),
-        }
+            }
     finally:
         if process is not None:
             stop_server(process)

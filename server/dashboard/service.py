@@ -1,9 +1,12 @@
-"""The dashboard's figures, assembled from the repository's aggregates (reads only)."""
+"""The dashboard's figures, assembled from the repository's aggregates, and the slow figures of
+large projects that the beat stores for the pages (its own, the flywheel's, the pipeline's)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -11,21 +14,63 @@ from server.core.time import utcnow
 from server.dashboard import repository
 from server.dashboard.schemas import AnnotatorRow, Funnel, FunnelOut, FunnelStage, SourceFunnel, WorkOut
 from server.orm import Project
+from server.orm.dashboard import DashboardFigure
 from server.orm.enums import AssignmentKind, AssignmentStatus, ImageStage
 
 STAGES = ("ingested", "prelabeled", "routed", "verified", "exported")
 MAX_HOURS = 24 * 14
-# The funnel of a project this large takes about a second to count (bench/dashboard.py), its
-# work series 0.6 s at 1,000,000 subjects (bench/scale.py), so the beat counts them (tasks.py)
-# and the pages read what was stored while it is fresh.
+# Some figures of a project this large take seconds to count (at 1,000,000 subjects: the funnel
+# 10 to 13 s, the work series 0.9 s, the flywheel's activity 3 s, the active labeler's
+# predictions 0.6 to 1.7 s; docs/PERFORMANCE.md), so the beat counts them (tasks.py) and the
+# pages read what was stored while it is fresh, saying when it was counted.
 STORED_FROM_SUBJECTS = 20_000
 STORED_FRESH_FOR = timedelta(minutes=5)
-# At 1,000,000 subjects the count takes 10 to 13 s of the database (docs/PERFORMANCE.md), so the
-# beat recounts a stored funnel only once it is this old. Fresh-for must stay above this plus the
-# beat's minute and the count, else the page counts inline.
+# The beat recounts a stored figure only once it is this old, so that the counts are not a
+# steady background load. Fresh-for must stay above this plus the beat's minute and the
+# count, else the page counts inline.
 RECOUNT_AFTER = timedelta(minutes=3)
 FUNNEL = "funnel"
 WORK = "work"
+
+
+def large_projects(session: Session) -> list[int]:
+    """Live projects large enough for the beat to store their slow figures."""
+    return repository.large_projects(session, STORED_FROM_SUBJECTS)
+
+
+def stored_while_fresh(session: Session, project_id: int, name: str) -> DashboardFigure | None:
+    """The figure the beat stored for the project while it is fresh, else None (count it now)."""
+    stored = repository.stored_figure(session, project_id, name)
+    if stored is not None and stored.computed_at >= utcnow() - STORED_FRESH_FOR:
+        return stored
+    return None
+
+
+def store_where_due(
+    session: Session,
+    name: str,
+    count: Callable[[Project], dict[str, Any]],
+    project_ids: Sequence[int] | None = None,
+    current: Callable[[Project, dict[str, Any]], bool] | None = None,
+) -> list[int]:
+    """Count and store the figure `name` of each large project (or of `project_ids`) whose
+    stored one is older than RECOUNT_AFTER or no longer `current`; returns the ids counted. A
+    figure is stored as of the moment its count began."""
+    counted = []
+    for project_id in large_projects(session) if project_ids is None else project_ids:
+        project = session.get(Project, project_id)
+        assert project is not None
+        figure = repository.stored_figure(session, project_id, name)
+        now = utcnow()
+        if (
+            figure is not None
+            and figure.computed_at > now - RECOUNT_AFTER
+            and (current is None or current(project, figure.body))
+        ):
+            continue
+        repository.store_figure(session, project_id, name, count(project), now)
+        counted.append(project_id)
+    return counted
 
 
 def _funnel(
@@ -49,27 +94,19 @@ def _funnel(
 
 def funnel(session: Session, project: Project) -> FunnelOut:
     """The stored funnel while it is fresh (large projects, see tasks.py), else counted now."""
-    stored = repository.stored_figure(session, project.id, FUNNEL)
-    if stored is not None and stored.computed_at >= utcnow() - STORED_FRESH_FOR:
-        return FunnelOut.model_validate(stored.body)
+    stored = stored_while_fresh(session, project.id, FUNNEL)
+    if stored is not None:
+        return FunnelOut.model_validate({**stored.body, "computed_at": stored.computed_at})
     return count_funnel(session, project)
 
 
-def store_funnels(session: Session) -> list[int]:
-    """Count and store the funnel of every project large enough to need it whose stored one is
-    older than RECOUNT_AFTER; returns the ids of those counted."""
-    stored = []
-    recount_before = utcnow() - RECOUNT_AFTER
-    for project_id in repository.large_projects(session, STORED_FROM_SUBJECTS):
-        figure = repository.stored_figure(session, project_id, FUNNEL)
-        if figure is not None and figure.computed_at > recount_before:
-            continue
-        project = session.get(Project, project_id)
-        assert project is not None
-        out = count_funnel(session, project)
-        repository.store_figure(session, project_id, FUNNEL, out.model_dump(mode="json"), out.computed_at)
-        stored.append(project_id)
-    return stored
+def store_funnels(session: Session, project_ids: Sequence[int] | None = None) -> list[int]:
+    """The beat's count of the funnels of large projects; returns the ids of those counted."""
+
+    def count(project: Project) -> dict[str, Any]:
+        return count_funnel(session, project).model_dump(mode="json")
+
+    return store_where_due(session, FUNNEL, count, project_ids)
 
 
 def count_funnel(session: Session, project: Project) -> FunnelOut:
@@ -128,31 +165,25 @@ def work(session: Session, project: Project, hours: int) -> WorkOut:
     """The last `hours` of the stored series while it is fresh and ends at this hour (large
     projects, see tasks.py), else replayed now."""
     hours = max(1, min(hours, MAX_HOURS))
-    stored = repository.stored_figure(session, project.id, WORK)
-    if stored is not None and stored.computed_at >= utcnow() - STORED_FRESH_FOR:
-        series = WorkOut.model_validate(stored.body)
-        if series.hours and series.hours[-1] == _this_hour():
-            return _last_hours(series, hours)
+    stored = stored_while_fresh(session, project.id, WORK)
+    if stored is not None and _ends_this_hour(stored.body):
+        return _last_hours(WorkOut.model_validate(stored.body), hours)
     return count_work(session, project, hours)
 
 
-def store_work(session: Session) -> list[int]:
-    """Replay and store the longest work series of every large project whose stored one is older
-    than RECOUNT_AFTER or ends before this hour; returns the ids of those replayed."""
-    stored = []
-    now = utcnow()
-    for project_id in repository.large_projects(session, STORED_FROM_SUBJECTS):
-        figure = repository.stored_figure(session, project_id, WORK)
-        if figure is not None and figure.computed_at > now - RECOUNT_AFTER:
-            hours = WorkOut.model_validate(figure.body).hours
-            if hours and hours[-1] == _this_hour():
-                continue
-        project = session.get(Project, project_id)
-        assert project is not None
-        out = count_work(session, project, MAX_HOURS)
-        repository.store_figure(session, project_id, WORK, out.model_dump(mode="json"), now)
-        stored.append(project_id)
-    return stored
+def store_work(session: Session, project_ids: Sequence[int] | None = None) -> list[int]:
+    """The beat's replay of the longest work series of large projects, also once the stored one
+    ends before this hour; returns the ids of those replayed."""
+
+    def count(project: Project) -> dict[str, Any]:
+        return count_work(session, project, MAX_HOURS).model_dump(mode="json")
+
+    return store_where_due(session, WORK, count, project_ids, lambda _, body: _ends_this_hour(body))
+
+
+def _ends_this_hour(body: dict[str, Any]) -> bool:
+    hours = WorkOut.model_validate(body).hours
+    return bool(hours) and hours[-1] == _this_hour()
 
 
 def _this_hour() -> datetime:

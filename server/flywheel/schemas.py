@@ -82,3 +82,7 @@ class FlywheelOut(BaseModel):
     macro_accuracy: float | None
     rounds: int
     activity: dict[str, Any]
+    activity_computed_at: datetime = Field(
+        description="when the activity was counted: now, or by the beat for a large project (at most a few "
+        "minutes ago)"
+    )

@@ -30,6 +30,7 @@ from server.core.errors import BadRequest, Conflict, NotFound
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
 from server.core.upsert import insert_ignore
+from server.dashboard import service as dashboard
 from server.flywheel import measures, repository
 from server.flywheel.schemas import (
     AuditOut,
@@ -51,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 TAXONOMY_DEFAULT_THRESHOLD = 0.85  # server.taxonomy.format's default for a category
 RELABEL_CHUNK = 256
+ACTIVITY = "flywheel_activity"  # the beat's stored lifetime activity (server.dashboard)
 
 
 def _settings(project: Project) -> ProjectSettings:
@@ -559,9 +561,28 @@ def audit(session: Session, project: Project, until: datetime | None = None) -> 
     )
 
 
+def lifetime_activity(session: Session, project: Project) -> tuple[dict[str, Any], datetime]:
+    """The project's activity since it began and when it was counted: as the beat stored it for
+    a large project while that is fresh (counting every field decided takes seconds at
+    1,000,000 subjects: server.dashboard.service), else counted now."""
+    stored = dashboard.stored_while_fresh(session, project.id, ACTIVITY)
+    if stored is not None:
+        return dict(stored.body), stored.computed_at
+    counted_at = utcnow()
+    return activity(session, project, None, None), counted_at
+
+
+def store_activity(session: Session, project_ids: Sequence[int] | None = None) -> list[int]:
+    """The beat's count of the lifetime activity of large projects; returns the ids counted."""
+    return dashboard.store_where_due(
+        session, ACTIVITY, lambda project: activity(session, project, None, None), project_ids
+    )
+
+
 def overview(session: Session, project: Project) -> FlywheelOut:
     active = labelers.active_labeler(session, project)
     scores = dict(active.metrics.get("categories", {}))
+    lifetime, counted_at = lifetime_activity(session, project)
     return FlywheelOut(
         active_model_version_id=active.id,
         active_model_version=active.version,
@@ -571,5 +592,6 @@ def overview(session: Session, project: Project) -> FlywheelOut:
         trusted=sorted(k for k, v in scores.items() if v.get("trusted")),
         macro_accuracy=active.metrics.get("macro_accuracy"),
         rounds=len(repository.rounds(session, project.id)),
-        activity=activity(session, project, None, None),
+        activity=lifetime,
+        activity_computed_at=counted_at,
     )

@@ -24,6 +24,7 @@ from server.core import jobs, tasknames
 from server.core.storage import ObjectStorage
 from server.core.time import utcnow
 from server.core.upsert import insert_ignore, insert_ignore_many_returning, upsert
+from server.dashboard import service as dashboard
 from server.images import service as image_service
 from server.labelers import service as labelers
 from server.orm import Category, Embedding, Image, Label, LabelEvent, Prediction, Project, Subject
@@ -34,6 +35,8 @@ from server.projects.schemas import ProjectSettings
 from workers import contracts
 
 log = structlog.get_logger(__name__)
+
+PREDICTIONS = "predictions"  # the beat's stored count of the active labeler's (server.dashboard)
 
 
 def _chunks(ids: Sequence[int], size: int) -> Iterable[list[int]]:
@@ -409,14 +412,41 @@ def _apply_to_labels(
 
 
 def progress(session: Session, project: Project) -> dict[str, Any]:
+    """The active labeler's predictions of a large project are the beat's count while it is
+    fresh and of that labeler (20,000,000 at 1,000,000 subjects take 0.6 to 1.7 s to count);
+    `predictions_counted_at` says when they were counted."""
     version = labelers.active_labeler(session, project)
+    stored = dashboard.stored_while_fresh(session, project.id, PREDICTIONS)
+    if stored is not None and stored.body.get("model_version_id") == version.id:
+        predictions, counted_at = int(stored.body["predictions"]), stored.computed_at
+    else:
+        counted_at = utcnow()
+        predictions = repository.count_predictions(session, version.id)
     return {
         "stages": image_service.stage_counts(session, project.id),
         "active_model_version": {"id": version.id, "version": version.version},
         "subjects": repository.count_subjects(session, project.id),
-        "predictions": repository.count_predictions(session, version.id),
+        "predictions": predictions,
+        "predictions_counted_at": counted_at,
         "embeddings": repository.count_embeddings(session, project.id),
     }
+
+
+def store_prediction_counts(session: Session, project_ids: Sequence[int] | None = None) -> list[int]:
+    """The beat's count of the active labeler's predictions of large projects, recounted at
+    once when another labeler became active; returns the ids counted."""
+
+    def count(project: Project) -> dict[str, Any]:
+        version = labelers.active_labeler(session, project)
+        return {
+            "model_version_id": version.id,
+            "predictions": repository.count_predictions(session, version.id),
+        }
+
+    def current(project: Project, body: dict[str, Any]) -> bool:
+        return bool(body.get("model_version_id") == labelers.active_labeler(session, project).id)
+
+    return dashboard.store_where_due(session, PREDICTIONS, count, project_ids, current)
 
 
 def categories_for_project(session: Session, project: Project) -> list[Category]:

@@ -228,3 +228,22 @@ def test_a_large_projects_work_is_the_stored_series_last_hours(
     after = admin.get(path, params={"hours": 6}).json()
     assert after["submitted_total"] == replayed[6]["submitted_total"] + 1
     assert after["queue_depth"]["review"][-1] == replayed[6]["queue_depth"]["review"][-1] - 1
+
+
+def test_the_beat_stores_each_slow_figure_of_a_large_project_and_none_of_a_small_one(
+    worked: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.dashboard import service
+    from server.dashboard.tasks import store_funnels
+    from server.orm.dashboard import DashboardFigure
+
+    def stored() -> set[tuple[int, str]]:
+        with runtime.database().session_scope() as session:
+            return {(f.project_id, f.name) for f in session.scalars(select(DashboardFigure))}
+
+    store_funnels()
+    assert stored() == set()
+    monkeypatch.setattr(service, "STORED_FROM_SUBJECTS", 1)
+    store_funnels()
+    pid = worked["project_id"]
+    assert stored() == {(pid, name) for name in ("funnel", "work", "flywheel_activity", "predictions")}

@@ -3,13 +3,15 @@ round writes no label, a promotion re-labels what people have not decided."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from server.core import jobs, runtime, tasknames
 from server.flywheel import service
-from server.orm import Assignment, EvalSetMember, Label, ModelVersion, Prediction, Round
+from server.orm import Assignment, EvalSetMember, Label, LabelEvent, ModelVersion, Prediction, Round
 from tests.server.conftest import Api
 from tests.server.flywheel.conftest import label_snapshot, set_settings, upload_people, work_queue
 from tests.server.prelabel.test_pipeline import Recorder
@@ -289,3 +291,48 @@ def test_a_lead_can_promote_a_rejected_candidate_with_a_reason_kept(
     unknown = admin.post(f"/projects/{project_id}/promote", json={**body, "model_version_id": 10_000})
     assert unknown.status_code == 404
 
+
+def _fields_decided_by_people() -> int:
+    with runtime.database().session_scope() as session:
+        events = session.scalars(
+            select(LabelEvent).where(
+                LabelEvent.actor_user_id.is_not(None), LabelEvent.to_state.in_(["verified", "gold"])
+            )
+        )
+        return sum(1 for event in events if event.reason not in ("auto_accept", "reroute"))
+
+
+def test_a_large_projects_activity_is_the_beats_count_while_fresh_and_a_rounds_stays_exact(
+    admin: Api, second_person: Api, people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.dashboard import service as dashboard
+    from server.dashboard.tasks import store_funnels
+
+    project_id = people["id"]
+    path = f"/projects/{project_id}/flywheel"
+    live = admin.get(path).json()
+    assert live["activity"]["fields_by_people"] == 0  # a small project: counted now
+    monkeypatch.setattr(dashboard, "STORED_FROM_SUBJECTS", 1)
+    store_funnels()
+    stored = admin.get(path).json()
+    assert stored["activity"] == live["activity"]
+    assert stored["activity_computed_at"] > live["activity_computed_at"]
+    _reserved_and_worked([admin, second_person], project_id)
+    decided = _fields_decided_by_people()
+    assert decided > 12
+    fresh = admin.get(path).json()  # fresh enough: the stored row, not a count
+    assert (fresh["activity"], fresh["activity_computed_at"]) == (
+        stored["activity"],
+        stored["activity_computed_at"],
+    )
+    _started(admin, project_id)
+    (round_,) = admin.get(f"/projects/{project_id}/rounds").json()
+    assert round_["activity"]["fields_by_people"] == decided  # a round's window is counted exactly
+    monkeypatch.setattr(dashboard, "RECOUNT_AFTER", timedelta(0))
+    store_funnels()
+    recounted = admin.get(path).json()
+    assert recounted["activity"]["fields_by_people"] == decided
+    assert recounted["activity"]["human_share"] == 1.0
+    assert recounted["activity_computed_at"] > stored["activity_computed_at"]
+    monkeypatch.setattr(dashboard, "STORED_FRESH_FOR", timedelta(0))
+    assert admin.get(path).json()["activity"] == recounted["activity"]  # stale: counted now, the same

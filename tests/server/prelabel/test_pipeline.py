@@ -238,3 +238,43 @@ def test_settings_refuse_an_unknown_filter_or_shot_type(admin: Api, project: dic
     bad = admin.put(f"/projects/{project['id']}/settings", json={"filters": {"shot_types": ["selfie"]}})
     assert bad.status_code == 422
     assert any("shot_types" in e["path"] for e in bad.json()["errors"])
+
+
+def test_a_large_projects_prediction_count_is_the_beats_while_fresh_and_of_the_active_labeler(
+    admin: Api, project: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from server.dashboard import service as dashboard
+    from server.dashboard.tasks import store_funnels
+    from server.labelers import service as labelers
+    from server.orm import Project
+    from server.orm.enums import ModelStatus
+    from workers.contracts import ModelSpec
+
+    pid = project["id"]
+    path = f"/projects/{pid}/pipeline"
+    assert admin.post(f"/projects/{pid}/uploads", files=_people(2)).status_code == 202
+    live = admin.get(path).json()
+    assert live["predictions"] == _count(Prediction) > 0  # a small project: counted now
+    monkeypatch.setattr(dashboard, "STORED_FROM_SUBJECTS", 1)
+    store_funnels()
+    stored = admin.get(path).json()
+    assert stored["predictions"] == live["predictions"]
+    assert stored["predictions_counted_at"] > live["predictions_counted_at"]
+    assert admin.post(f"/projects/{pid}/uploads", files=_people(2, seed=20)).status_code == 202
+    after = admin.get(path).json()
+    assert after["subjects"] == 4 and _count(Prediction) > after["predictions"] == stored["predictions"]
+    assert after["predictions_counted_at"] == stored["predictions_counted_at"]  # fresh: the stored row
+    with runtime.database().session_scope() as session:
+        spec = ModelSpec(family="stats", source="builtin", name="another", version="2")
+        other = labelers.register(session, pid, spec, status=ModelStatus.candidate)
+        project_row = session.get(Project, pid)
+        assert project_row is not None
+        labelers.promote(session, project_row, other)
+    assert admin.get(path).json()["predictions"] == 0  # another labeler: its own count, now
+    with runtime.database().session_scope() as session:
+        assert service.store_prediction_counts(session) == [pid]  # recounted at once, not in 3 minutes
+        assert service.store_prediction_counts(session) == []
+    monkeypatch.setattr(dashboard, "STORED_FRESH_FOR", timedelta(0))
+    assert admin.get(path).json()["predictions"] == 0
