@@ -48,7 +48,8 @@ app.conf.beat_schedule = {
     "sources-watch": {"task": tasknames.SOURCES_WATCH, "schedule": 30.0},
     # Rounds that are due: enough newly verified subjects, or a project's schedule.
     "flywheel-due-rounds": {"task": tasknames.FLYWHEEL_DUE_ROUNDS, "schedule": 60.0},
-    # The funnels of large projects, so that their dashboard reads one row (server.dashboard).
+    # The slow figures of large projects (funnel, work series, flywheel activity, prediction
+    # count), so that their dashboard reads stored rows (server.dashboard).
     "dashboard-funnels": {"task": tasknames.DASHBOARD_STORE_FUNNELS, "schedule": 60.0},
 }
 app.conf.beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")

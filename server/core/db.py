@@ -13,10 +13,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.core import jobs
+
+
+# Seconds a Postgres connect may take (see create_db_engine).
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -32,7 +36,15 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
         # (SQLITE_BUSY_SNAPSHOT) when the API and a worker write at once.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # A server that drops packets (rather than refusing) fails a connect in seconds, not after
+        # the OS's TCP timeout: the start-up warm-up and requests answer 503 instead of hanging.
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
@@ -58,8 +70,9 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             cursor.execute("SELECT 1")
         dbapi_connection.rollback()
     except Exception as exc:
-        # The pool discards this connection and checks out a fresh one.
-        raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+        # The server went away (a restart): every pooled connection is as dead as this one. The
+        # pool discards them all and checks out a fresh connection.
+        raise InvalidatePoolError(f"a pooled connection is gone: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -20,5 +20,5 @@ FLYWHEEL_RELABEL = "cpu.flywheel.relabel"
 FLYWHEEL_DUE_ROUNDS = "cpu.flywheel.due_rounds"
 # Webhooks: send one delivery (claim, POST outside any transaction, record).
 WEBHOOK_DELIVER = "cpu.webhooks.deliver"
-# The dashboard: count and store the funnels of large projects (beat, every minute).
+# The dashboard: count and store the slow figures of large projects (beat, every minute).
 DASHBOARD_STORE_FUNNELS = "cpu.dashboard.store_funnels"
