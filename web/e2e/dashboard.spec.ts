@@ -49,6 +49,8 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
 
   await openSection(page, "flywheel");
   await expect(page.getByTestId("fw-macro")).toBeVisible();
+  // The activity says when it was counted (the beat stores it for a large project).
+  await expect(page.getByTestId("fw-share")).toContainText("counted");
   // The stack answered an evaluation set and ran a round: accuracy per category and round.
   await chartDrawn(page, "fw-rounds-chart");
   expect(await page.getByTestId("fw-rounds-chart").locator(".recharts-line-dots circle").count()).toBeGreaterThan(0);

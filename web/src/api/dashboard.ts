@@ -94,6 +94,8 @@ export interface FlywheelOut {
   macro_accuracy: number | null;
   rounds: number;
   activity: Activity;
+  /** When the activity was counted: now, or by the beat for a large project. */
+  activity_computed_at: string;
 }
 
 export interface RoundScores {

@@ -12,7 +12,7 @@ import {
   YAxis,
 } from "recharts";
 import * as api from "../../api/dashboard";
-import { AXIS, Card, Figure, GRID, Loading, num, PALETTE, pct, TOOLTIP, useLoad } from "./common";
+import { AXIS, Card, Figure, GRID, Loading, num, PALETTE, pct, TOOLTIP, useLoad, when } from "./common";
 
 const asPct = (x: number): string => `${Math.round(x * 100)}%`;
 
@@ -63,7 +63,12 @@ export function FlywheelPanel({ projectId }: { projectId: number }) {
                 hint={audit && audit.low !== null && audit.high !== null ? `95% interval ${pct(audit.low)}–${pct(audit.high)} · ${audit.audited} audited` : "no audits yet"}
                 testId="fw-audit"
               />
-              <Figure label="human share of decided fields" value={pct(flywheel.activity.human_share)} />
+              <Figure
+                label="human share of decided fields"
+                value={pct(flywheel.activity.human_share)}
+                hint={`counted ${when(flywheel.activity_computed_at)}`}
+                testId="fw-share"
+              />
               <Figure label="fields decided per person-hour" value={num(flywheel.activity.fields_per_person_hour, 0)} testId="fw-pace" />
               <Figure label="evaluation set" value={`${num(flywheel.eval_set.labeled)} / ${num(flywheel.eval_set.size)}`} hint={`target ${num(flywheel.eval_set.target_size)}`} />
             </div>
