@@ -67,8 +67,8 @@ def reconcile(session: Session, settings: ReconcilerSettings) -> Resent:
     deliveries = webhooks.due(session, settings.batch_limit)
     for delivery_id in deliveries:
         jobs.enqueue(session, tasknames.WEBHOOK_DELIVER, delivery_id=delivery_id)
-    # Leases that ran out and nobody claimed since (`next` takes them over itself): back to the
-    # queue, so that its counts say queued, not leased.
+    # Leases that ran out: back to the queue (`next` does this too, at most once a second per API
+    # process), so that the queue's counts say queued, not leased, when nobody asks for work.
     leases = assignments_repository.release_expired(session, utcnow())
     resent = Resent(scans=scans, batches=batches, images=steps, deliveries=len(deliveries), leases=leases)
     if scans or batches or steps or deliveries or leases:
