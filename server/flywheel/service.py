@@ -332,6 +332,9 @@ def _finish(session: Session, round_: Round, status: str, *, error: str | None =
     round_.decision = status if status in ("promoted", "rejected") else None
     round_.error = error
     round_.finished_at = utcnow()
+    project = session.get(Project, round_.project_id)
+    if project is not None and round_.started_at is not None:
+        round_.activity = round_activity(session, project, round_)
     webhooks.emit(
         session,
         round_.project_id,
@@ -509,10 +512,17 @@ def round_of(session: Session, project: Project, round_id: int) -> Round:
     return round_
 
 
-def round_out(session: Session, project: Project, round_: Round) -> RoundOut:
-    # A round's activity is the work that fed it: since the previous round started.
+def round_activity(session: Session, project: Project, round_: Round) -> dict[str, Any]:
+    """The work that fed a round: since the previous round started, until it started. A finished
+    round stored it (`_finish`); a round still running is counted now."""
+    if round_.activity is not None:
+        return dict(round_.activity)
     previous = [r.started_at for r in repository.rounds(session, project.id) if r.number < round_.number]
     since = max((t for t in previous if t is not None), default=None)
+    return activity(session, project, since, round_.started_at)
+
+
+def round_out(session: Session, project: Project, round_: Round) -> RoundOut:
     return RoundOut(
         id=round_.id,
         number=round_.number,
@@ -526,7 +536,7 @@ def round_out(session: Session, project: Project, round_: Round) -> RoundOut:
         started_at=round_.started_at,
         finished_at=round_.finished_at,
         metrics=dict(round_.metrics),
-        activity=activity(session, project, since, round_.started_at),
+        activity=round_activity(session, project, round_),
     )
 
 

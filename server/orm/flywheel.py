@@ -40,3 +40,6 @@ class Round(IdMixin, CreatedMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The counts of the work that fed the round (its window is closed once it starts), stored
+    # when it finishes so that listing rounds does not count them again.
+    activity: Mapped[dict[str, Any] | None]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from server.core import runtime
-from server.orm import ModelVersion, Prediction
+from server.flywheel import repository, service
+from server.orm import ModelVersion, Prediction, Project, Round
 from tests.server.conftest import Api
 from tests.server.flywheel.conftest import work_queue
 
@@ -44,3 +46,30 @@ def test_a_round_started_from_the_api_trains_evaluates_and_records_its_decision(
     assert overview["active_model_version_id"] == round_["candidate_id"]
     # Nothing is left undecided here (every subject was reviewed), so nothing was re-labelled.
     assert overview["activity"]["fields_auto_accepted"] == 0
+
+
+def test_a_finished_round_keeps_the_counts_of_the_work_that_fed_it(
+    admin: Api, people: dict[str, Any], second_person: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = people["id"]
+    assert admin.post(f"/projects/{project_id}/eval-set", json={"size": 4}).status_code == 200
+    work_queue([admin, second_person], project_id, change={"background.type": "studio"})
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        counted_live = service.activity(session, project, None, None)
+    response = admin.post(f"/projects/{project_id}/rounds")
+    assert response.status_code == 202, response.text
+    with runtime.database().session_scope() as session:
+        stored = session.get(Round, response.json()["id"])
+        assert stored is not None and stored.finished_at is not None
+        assert stored.activity is not None and stored.activity["fields_by_people"] > 12 * 10
+    assert stored.activity == counted_live  # the round's window: all the work before it started
+
+    # Listing rounds reads the stored counts: it no longer counts the window's label events.
+    def no_count(*_: Any) -> Any:
+        raise AssertionError("a finished round's activity was counted again")
+
+    monkeypatch.setattr(repository, "field_decisions", no_count)
+    (listed,) = admin.get(f"/projects/{project_id}/rounds").json()
+    assert listed["activity"] == stored.activity
