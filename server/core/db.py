@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.core import jobs
 
-
 # Seconds a Postgres connect may take (see create_db_engine).
 CONNECT_TIMEOUT_SECONDS = 10
 
