@@ -29,6 +29,21 @@ def gradients(rgb: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np
     return np.hypot(dx, dy).astype(np.float32), bins
 
 
+def cell_index(
+    height: int,
+    offset: NDArray[np.float32],
+    row_edges: NDArray[np.float64],
+    offset_edges: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.bool_], int]:
+    """The cells of rows x distance from the centre line: each pixel's cell number (bands x
+    zones, row-major) for the pixels inside a cell, which pixels those are, and how many cells."""
+    bands, zones = len(row_edges) - 1, len(offset_edges) - 1
+    band = np.digitize(np.arange(height), row_edges) - 1
+    zone = np.digitize(offset, offset_edges) - 1
+    inside = (band[:, None] >= 0) & (band[:, None] < bands) & (zone >= 0) & (zone < zones)
+    return (band[:, None] * zones + zone)[inside], inside, bands * zones
+
+
 def cell_histograms(
     magnitude: NDArray[np.float32],
     bins: NDArray[np.int64],
@@ -38,13 +53,7 @@ def cell_histograms(
 ) -> NDArray[np.float32]:
     """(bands * zones, ORIENTATIONS): the orientation histogram of each cell of rows x distance
     from the centre line (the cells of `stats._region_cells`)."""
-    height = magnitude.shape[0]
-    bands, zones = len(row_edges) - 1, len(offset_edges) - 1
-    band = np.digitize(np.arange(height), row_edges) - 1
-    zone = np.digitize(offset, offset_edges) - 1
-    inside = (band[:, None] >= 0) & (band[:, None] < bands) & (zone >= 0) & (zone < zones)
-    index = (band[:, None] * zones + zone)[inside]
-    cells = bands * zones
+    index, inside, cells = cell_index(magnitude.shape[0], offset, row_edges, offset_edges)
     votes = np.bincount(
         index * ORIENTATIONS + bins[inside], weights=magnitude[inside], minlength=cells * ORIENTATIONS
     ).reshape(cells, ORIENTATIONS)

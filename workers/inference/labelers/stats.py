@@ -293,13 +293,9 @@ def _region_cells(
 ) -> NDArray[np.float32]:
     """(bands, zones, names + 3): per cell of rows x distance from the centre line, the colour
     names of its foreground, its foreground share, skin share and the share of it in the image."""
-    height, width, names = named.shape
+    height, _, names = named.shape
     bands, zones = len(row_edges) - 1, len(offset_edges) - 1
-    band = np.digitize(np.arange(height), row_edges) - 1
-    zone = np.digitize(offset, offset_edges) - 1
-    inside = (band[:, None] >= 0) & (band[:, None] < bands) & (zone >= 0) & (zone < zones)
-    index = (band[:, None] * zones + zone)[inside]
-    cells = bands * zones
+    index, inside, cells = gradients.cell_index(height, offset, row_edges, offset_edges)
     count = np.bincount(index, minlength=cells).astype(np.float32)
     weight = foreground[inside].astype(np.float32)
     seen = np.bincount(index, weights=weight, minlength=cells)
