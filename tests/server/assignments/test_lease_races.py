@@ -9,7 +9,6 @@ these tests are Postgres-only.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ from server.assignments.errors import LeaseLost
 from server.assignments.schemas import SubmitIn
 from server.auth import repository as auth_repository
 from server.core import runtime
-from server.core.time import utcnow
-from server.orm import Assignment
-from tests.server.assignments.test_queue import _answers, _no_gold, _submit, _upload
+from tests.server.assignments.test_queue import _answers, _expire, _no_gold, _submit, _upload
 
 
 def _expired_lease_of_slow(
@@ -41,10 +38,7 @@ def _expired_lease_of_slow(
     slow = member_factory(project["id"], "annotator", "slow@example.com")
     fast = member_factory(project["id"], "annotator", "fast@example.com")
     assignment = slow.post(f"/projects/{project['id']}/assignments/next").json()
-    with runtime.database().session_scope() as session:
-        row = session.get(Assignment, assignment["id"])
-        assert row is not None
-        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+    _expire(assignment["id"])
     return slow, fast, assignment
 
 

@@ -63,6 +63,14 @@ def _count(model: Any, *where: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
+def _expire(assignment_id: int) -> None:
+    """Its lease ran out a second ago."""
+    with runtime.database().session_scope() as session:
+        row = session.get(Assignment, assignment_id)
+        assert row is not None
+        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+
+
 def _no_gold(admin: Api, project_id: int) -> None:
     settings = admin.get(f"/projects/{project_id}").json()["settings"]
     settings["review"]["gold_share"] = 0
@@ -171,10 +179,7 @@ def test_an_expired_lease_returns_to_the_queue_and_the_late_submit_is_refused(
     slow = member_factory(project["id"], "annotator", "slow@example.com")
     fast = member_factory(project["id"], "annotator", "fast@example.com")
     assignment = slow.post(f"/projects/{project['id']}/assignments/next").json()
-    with runtime.database().session_scope() as session:
-        row = session.get(Assignment, assignment["id"])
-        assert row is not None
-        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+    _expire(assignment["id"])
     taken = fast.post(f"/projects/{project['id']}/assignments/next")
     assert taken.status_code == 200 and taken.json()["id"] == assignment["id"]
     late = _submit(slow, assignment)
@@ -208,10 +213,7 @@ def test_the_reconciler_requeues_an_expired_lease_when_nobody_asks_for_work(
     _upload(admin, project["id"], 1)
     slow = member_factory(project["id"], "annotator", "slow@example.com")
     assignment = slow.post(f"/projects/{project['id']}/assignments/next").json()
-    with runtime.database().session_scope() as session:
-        row = session.get(Assignment, assignment["id"])
-        assert row is not None
-        row.lease_expires_at = utcnow() - timedelta(seconds=1)
+    _expire(assignment["id"])
     with runtime.database().session_scope() as session:
         assert reconcile(session, ReconcilerSettings()).leases == 1
         row = session.get(Assignment, assignment["id"])
