@@ -8,13 +8,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from bench.review_api import BULK_TABLES, _drop_indexes, _psycopg_dsn
-from server.orm import Base
 from tests.conftest import create_postgres_database, drop_postgres_database, migrate
+from tests.test_migrations import _differences
 
 
 @pytest.fixture
@@ -25,15 +22,6 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(url)
-
-
-def _differences(url: str) -> list[object]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
-    finally:
-        engine.dispose()
 
 
 def _index_names(cur: psycopg.Cursor[tuple[str]]) -> list[str]:
