@@ -203,6 +203,17 @@ def store_figures() -> dict[str, float]:
     return took
 
 
+def prepare_with_history(url: str, subjects: int, annotators: int, categories: int, data_dir: Path) -> Any:
+    """The review benchmark's bulk seeding with this history written before its indexes are built."""
+    return prepare(
+        subjects,
+        annotators,
+        categories,
+        data_dir,
+        lambda project_id: seed_history(url, project_id, admin_id(url)),
+    )
+
+
 def admin_id(url: str) -> int:
     import psycopg
 
@@ -256,13 +267,7 @@ def main() -> None:
     log(f"database {url.rsplit('/', 1)[-1]}, data {data_dir}")
     process = None
     try:
-        setup = prepare(
-            args.subjects,
-            args.annotators,
-            args.categories,
-            data_dir,
-            lambda project_id: seed_history(url, project_id, admin_id(url)),
-        )
+        setup = prepare_with_history(url, args.subjects, args.annotators, args.categories, data_dir)
         beat_ms = store_figures()
         port = free_port()
         base = f"http://127.0.0.1:{port}"

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dashboard import admin_id, measure, seed_history, store_figures  # noqa: E402
+from dashboard import measure, prepare_with_history, store_figures  # noqa: E402
 from review_api import (  # noqa: E402
     DEFAULT_ADMIN_URL,
     Setup,
@@ -62,7 +62,6 @@ from review_api import (  # noqa: E402
     load,
     log,
     percentiles,
-    prepare,
     start_server,
     stop_and_show,
     stop_server,
@@ -305,13 +304,7 @@ def main() -> None:
     try:
         if created:
             start = time.perf_counter()
-            setup = prepare(
-                args.subjects,
-                args.annotators,
-                args.categories,
-                data_dir,
-                lambda project_id: seed_history(url, project_id, admin_id(url)),
-            )
+            setup = prepare_with_history(url, args.subjects, args.annotators, args.categories, data_dir)
             fill_s = round(time.perf_counter() - start, 1)
             log(f"fill: {fill_s} s")
         else:
