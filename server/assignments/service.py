@@ -121,7 +121,7 @@ def warm_up(session: Session, projects: Sequence[Project]) -> None:
     repository.live_leases(session, 0, 0, now)
     repository.assignment_with_project(session, 0, 0)
     repository.assignment_with_project(session, 0, 0, lock=True)
-    repository.labels_of(session, 0, [0])
+    repository.label_versions(session, 0, [0])
     views.warm_up(session, projects)
 
 
