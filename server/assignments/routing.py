@@ -35,7 +35,7 @@ RANK = {
     AssignmentKind.adjudicate: 1,
     AssignmentKind.audit: 0,
 }
-DECIDED = (LabelState.verified.value, LabelState.gold.value)
+DECIDED = views.DECIDED_BY_PEOPLE
 _UNKNOWN = object()
 
 

@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 
 from server.assignments import routing
 from server.assignments.routing import RANK
+from server.assignments.views import DECIDED_BY_PEOPLE
 from server.orm import Assignment, Project
 from server.orm.enums import AssignmentKind, AssignmentStatus, LabelState
 from server.projects.schemas import ProjectSettings
 
 # (category id, value before the submit, state before the submit, the person's answer)
 Answered = tuple[int, Any, str | None, Any]
-DECIDED = (LabelState.verified.value, LabelState.gold.value)
 
 
 def after_submit(
@@ -50,7 +50,8 @@ def after_submit(
     if assignment.kind == AssignmentKind.eval.value and settings.eval_passes > 1:
         if _earlier_eval_passes(session, assignment) == 0:
             return _queue(session, assignment, AssignmentKind.eval, [int(c) for c in assignment.category_ids])
-        return _queue(session, assignment, AssignmentKind.adjudicate, disagreements(answered, DECIDED))
+        disagreed = disagreements(answered, DECIDED_BY_PEOPLE)
+        return _queue(session, assignment, AssignmentKind.adjudicate, disagreed)
     return queued
 
 

@@ -36,6 +36,9 @@ from server.orm.enums import AssignmentKind, LabelState
 from server.projects.schemas import ProjectSettings
 from server.taxonomy.format import TaxonomySpec
 
+# The states of a value people decided (the queue's, routing's and second opinions' one list).
+DECIDED_BY_PEOPLE = (LabelState.verified.value, LabelState.gold.value)
+
 
 class CategoryView:
     """A taxonomy category as plain data: versions are immutable, so it is cached per process."""
@@ -219,10 +222,6 @@ def _shown(kind: str, label: Row[Any]) -> LabelOut | None:
             confidence=label.prediction_confidence,
         )
     return LabelOut(value=label.value, version=label.version, state=label.state, confidence=label.confidence)
-
-
-# Values people decided: an evaluation pass after the first does not see them.
-DECIDED_BY_PEOPLE = frozenset({LabelState.verified.value, LabelState.gold.value})
 
 
 def warm_up(session: Session, projects: Sequence[Project]) -> None:
