@@ -84,8 +84,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# A connection execution option: this transaction only reads (see Database.read_scope).
+READ_ONLY = "aa_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -114,6 +118,20 @@ class Database:
         finally:
             session.close()
         jobs.flush(session)
+
+    @contextmanager
+    def read_scope(self) -> Iterator[Session]:
+        """A unit of work that only reads, never committed. On SQLite its transaction takes no
+        lock (WAL gives it a consistent snapshot), so readers in other processes, such as an
+        export's parts, do not queue behind each other. Nothing may be written in it: on SQLite
+        the write could fail to take the lock."""
+        session = self.sessionmaker()
+        try:
+            session.connection(execution_options={READ_ONLY: True})
+            yield session
+        finally:
+            session.rollback()
+            session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

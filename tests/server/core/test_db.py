@@ -78,3 +78,25 @@ def test_a_postgres_pool_survives_its_connections_being_killed(database_url: str
             assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:
         engine.dispose()
+
+
+def test_a_read_scope_on_sqlite_does_not_hold_back_a_writer(tmp_path: Any) -> None:
+    """Every other transaction takes SQLite's write lock when it begins; a read scope takes none,
+    so a writer (or an export part in another process) need not wait for it to end."""
+    database = db.Database(f"sqlite:///{tmp_path / 'scopes.db'}")
+    with database.session_scope() as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+        session.execute(text("INSERT INTO t VALUES (1)"))
+    writer = create_engine(f"sqlite:///{tmp_path / 'scopes.db'}", connect_args={"timeout": 0.2})
+    try:
+        with database.read_scope() as reading:
+            assert reading.execute(text("SELECT count(*) FROM t")).scalar() == 1
+            with writer.begin() as conn:  # waits 0.2 s at most for the lock, then fails
+                conn.execute(text("INSERT INTO t VALUES (2)"))
+            # The reader's snapshot is the one it began with.
+            assert reading.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        with database.session_scope() as session:
+            assert session.execute(text("SELECT count(*) FROM t")).scalar() == 2
+    finally:
+        writer.dispose()
+        database.dispose()
