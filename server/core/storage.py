@@ -55,7 +55,9 @@ class LocalStorage:
             raise
 
     def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        # Unbuffered, without pathlib: exports read every image through here.
+        with open(os.path.join(self.root, check_key(key)), "rb", buffering=0) as fh:
+            return fh.readall()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

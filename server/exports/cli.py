@@ -42,6 +42,13 @@ FORMATS = ("webdataset", "cosmicman", "jsonl", "labelstudio")
 @click.option(
     "--resume", "resume_id", type=int, default=None, help="resume export ID; complete parts are kept"
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="write parts in this many processes, without --workers (e.g. the CPU count)",
+)
 def export(
     slug: str,
     fmt: str,
@@ -57,6 +64,7 @@ def export(
     image_url_prefix: str | None,
     workers: bool,
     resume_id: int | None,
+    processes: int,
 ) -> None:
     """Export a snapshot of a project's labels (WebDataset, CosmicMan parquet, JSONL, Label Studio)."""
     from pathlib import Path
@@ -71,6 +79,8 @@ def export(
     from server.worker import install_job_sender
 
     if workers:
+        if processes > 1:
+            raise click.ClickException("--processes is for exports run here; workers have their own pool")
         install_job_sender()
     try:
         thresholds = {k: float(v) for k, _, v in (item.partition("=") for item in min_quality)}
@@ -125,6 +135,7 @@ def export(
                 runtime.storage().get,
                 export_id,
                 lambda done, total: bar.update(int(1000 * done / total) - bar.pos),
+                processes=processes,
             )
     with db.session_scope() as session:
         final = service.get_by_id(session, export_id)

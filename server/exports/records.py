@@ -14,11 +14,16 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from server.captions.compose import applicable_keys, compose
-from server.exports.repository import PredictionRow, SubjectRow
+from server.exports.repository import LabelDocument, PredictionRow, SubjectRow
 from server.taxonomy.format import CategorySpec, TaxonomySpec
 
 IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 CAPTION_TOKENS = 77
+# Kept documents (`export_documents`) name this in their variant: change it with anything that
+# changes what a document holds (the caption composer, `AttributesEncoder.body`, aa_text), so
+# that documents kept by the code before are not taken for current ones.
+# tests/server/exports/test_documents.py fails when a document's bytes change and it did not.
+DOCUMENT_VERSION = 1
 SHOT_GROUP = "shot"
 
 
@@ -42,6 +47,9 @@ class ExportRecord:
     caption: str = ""
     storage_key: str = ""
     parsing_mask_key: str | None = None
+    # Set when the record was read from a kept document: then `labels` is empty and the
+    # writers take the encoded pieces from it.
+    document: LabelDocument | None = None
 
     @property
     def ext(self) -> str:
@@ -220,38 +228,56 @@ def build_records(
         else:
             chosen = {k: v for _, k, v in said if k in applicable}
             values = {k: v.value for k, v in chosen.items()}
-        key = sample_key(row.subject_id)
         records.append(
-            ExportRecord(
-                key=key,
-                subject_id=row.subject_id,
-                image_name=f"{key}.{IMAGE_EXTENSIONS.get(row.mime, 'bin')}",
-                image={
-                    "id": row.image_id,
-                    "sha256": row.sha256,
-                    "width": row.width,
-                    "height": row.height,
-                    "mime": row.mime,
-                    "source_id": row.source_id,
-                    "licence": row.licence,
-                    "consent": row.consent,
-                    "quality": dict(row.quality or {}),
-                },
-                subject={
-                    "index": row.subject_index,
-                    "bbox": row.bbox,
-                    "shot_type": row.shot_type,
-                    "detector_score": row.detector_score,
-                    "analyzer_version": row.analyzer_version,
-                },
+            record_of(
+                row,
                 labels=chosen,
-                predictions=predicted.get(row.subject_id, {}),
                 caption=caption_of(spec, values, include_sensitive=include_sensitive),
-                storage_key=row.storage_key,
-                parsing_mask_key=row.parsing_mask_key,
+                predictions=predicted.get(row.subject_id, {}),
             )
         )
     return records
+
+
+def record_of(
+    row: SubjectRow,
+    *,
+    labels: dict[str, LabelValue] | None = None,
+    caption: str = "",
+    predictions: dict[str, dict[str, tuple[Any, float]]] | None = None,
+    document: LabelDocument | None = None,
+) -> ExportRecord:
+    """A subject's record: its labels, or the document kept for them."""
+    key = sample_key(row.subject_id)
+    return ExportRecord(
+        key=key,
+        subject_id=row.subject_id,
+        image_name=f"{key}.{IMAGE_EXTENSIONS.get(row.mime, 'bin')}",
+        image={
+            "id": row.image_id,
+            "sha256": row.sha256,
+            "width": row.width,
+            "height": row.height,
+            "mime": row.mime,
+            "source_id": row.source_id,
+            "licence": row.licence,
+            "consent": row.consent,
+            "quality": dict(row.quality or {}),
+        },
+        subject={
+            "index": row.subject_index,
+            "bbox": row.bbox,
+            "shot_type": row.shot_type,
+            "detector_score": row.detector_score,
+            "analyzer_version": row.analyzer_version,
+        },
+        labels=labels if labels is not None else {},
+        predictions=predictions or {},
+        caption=document.caption if document is not None else caption,
+        storage_key=row.storage_key,
+        parsing_mask_key=row.parsing_mask_key,
+        document=document,
+    )
 
 
 def attribute_groups(spec: TaxonomySpec, record: ExportRecord) -> list[dict[str, Any] | None]:
@@ -274,11 +300,30 @@ def attribute_ids(spec: TaxonomySpec) -> list[list[int]]:
     return [list(ids) for ids in spec_index(spec).group_ids]
 
 
-def person_type(record: ExportRecord) -> str | None:
+def _shot_label(record: ExportRecord) -> str | None:
     shot = record.labels.get("shot.type")
-    if shot is not None and isinstance(shot.value, str):
-        return shot.value
-    return record.subject.get("shot_type")
+    return shot.value if shot is not None and isinstance(shot.value, str) else None
+
+
+def person_type(record: ExportRecord) -> str | None:
+    said = record.document.person_type if record.document is not None else _shot_label(record)
+    return said if said is not None else record.subject.get("shot_type")
+
+
+def aa_text(spec: TaxonomySpec, record: ExportRecord) -> str:
+    if record.document is not None:
+        return record.document.aa_text
+    return json.dumps(attribute_groups(spec, record), ensure_ascii=False)
+
+
+def label_states(record: ExportRecord) -> dict[str, int]:
+    """How many labels the record says, by state."""
+    if record.document is not None:
+        return record.document.states
+    counts: dict[str, int] = {}
+    for label in record.labels.values():
+        counts[label.state] = counts.get(label.state, 0) + 1
+    return counts
 
 
 def attributes_document(
@@ -333,8 +378,9 @@ class AttributesEncoder:
     confidence is written per label. Exports hold one per part."""
 
     def __init__(self, spec: TaxonomySpec, snapshot: Mapping[str, Any]) -> None:
+        self.spec = spec
         self.index = spec_index(spec)
-        self.snapshot = dumps(dict(snapshot))
+        self._tail = f',"snapshot":{dumps(dict(snapshot))}}}'.encode()
         self._labels: dict[tuple[object, ...], _Encoded] = {}
         self._groups = [
             (
@@ -345,7 +391,33 @@ class AttributesEncoder:
             for group, ids in zip(self.index.groups, self.index.group_ids, strict=True)
         ]
 
-    def encode(self, record: ExportRecord) -> str:
+    def encode(self, record: ExportRecord) -> bytes:
+        """The document, UTF-8."""
+        body = record.document.body if record.document is not None else self.body(record)
+        head = dumps(
+            {
+                "key": record.key,
+                "subject_id": record.subject_id,
+                "caption": record.caption,
+                "person_type": person_type(record),
+                "image": record.image,
+                "subject": record.subject,
+            }
+        )
+        return b"".join((head[:-1].encode(), b",", body, self._tail))
+
+    def document(self, record: ExportRecord) -> LabelDocument:
+        """The record's label-derived pieces, to keep for the next export."""
+        return LabelDocument(
+            states=label_states(record),
+            person_type=_shot_label(record),
+            caption=record.caption,
+            aa_text=aa_text(self.spec, record),
+            body=self.body(record),
+        )
+
+    def body(self, record: ExportRecord) -> bytes:
+        """`"regions":{...},"groups":[...]` of the attributes document, UTF-8."""
         known = self._labels
         regions: dict[str, list[str]] = {}
         groups: dict[str, dict[str, str]] = {}
@@ -378,17 +450,7 @@ class AttributesEncoder:
                 if attributes is None:
                     attributes = groups[group] = {}
                 attributes[attribute] = words  # a later category of the same key wins, in place
-        head = dumps(
-            {
-                "key": record.key,
-                "subject_id": record.subject_id,
-                "caption": record.caption,
-                "person_type": person_type(record),
-                "image": record.image,
-                "subject": record.subject,
-            }
-        )
-        out = [head[:-1], ',"regions":{']
+        out = ['"regions":{']
         out.append(",".join([region + ",".join(said) + "}" for region, said in regions.items()]))
         out.append('},"groups":[')
         encoded_groups = []
@@ -397,10 +459,8 @@ class AttributesEncoder:
             middle = "{" + ",".join(group_attributes.values()) + "}" if group_attributes else "null"
             encoded_groups.append(opening + middle + closing)
         out.append(",".join(encoded_groups))
-        out.append('],"snapshot":')
-        out.append(self.snapshot)
-        out.append("}")
-        return "".join(out)
+        out.append("]")
+        return "".join(out).encode()
 
     def _encoded(self, full_key: str, label: LabelValue) -> _Encoded:
         category = self.index.categories[full_key]

@@ -3,14 +3,16 @@ mark: the last event at or below it per (subject, category) is the label the sna
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, Text, and_, case, cast, delete, func, insert, select
+from sqlalchemy import Row, Select, Table, Text, and_, case, cast, delete, func, insert, literal, select
 from sqlalchemy.orm import Session, aliased
 
+from server.core.upsert import upsert
 from server.orm import Category, Image, LabelEvent, ModelVersion, Prediction, Subject
-from server.orm.exports import Export, ExportPart, Snapshot, SnapshotSubject
+from server.orm.exports import Export, ExportDocument, ExportPart, Snapshot, SnapshotSubject
 
 
 def label_event_high_water(session: Session) -> int:
@@ -41,10 +43,11 @@ def candidate_subjects(
     *,
     subject_ids: Collection[int] | None,
     source_ids: Collection[int] | None,
+    quality: bool = True,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(subject id, its image's quality metrics), by subject id."""
+    """(subject id, its image's quality metrics, or {} unless `quality`), by subject id."""
     query = (
-        select(Subject.id, Image.quality)
+        select(Subject.id, Image.quality if quality else literal(None))
         .join(Image, Image.id == Subject.image_id)
         .where(Subject.project_id == project_id)
     )
@@ -52,7 +55,11 @@ def candidate_subjects(
         query = query.where(Subject.id.in_(list(subject_ids)))
     if source_ids is not None:
         query = query.where(Image.source_id.in_(list(source_ids)))
-    return [(int(i), dict(q or {})) for i, q in session.connection().execute(query.order_by(Subject.id))]
+    rows = session.connection().execute(query.order_by(Subject.id)).all()
+    if not quality:
+        empty: dict[str, Any] = {}
+        return [(i, empty) for i, _ in rows]
+    return [(int(i), dict(q or {})) for i, q in rows]
 
 
 def subjects_with_state(
@@ -137,28 +144,44 @@ class SubjectRow(NamedTuple):
     storage_key: str
 
 
+def _subject_columns(position: Any) -> Select[Any]:
+    return select(
+        position,
+        Subject.id,
+        Subject.index,
+        Subject.bbox,
+        Subject.shot_type,
+        Subject.detector_score,
+        Subject.analyzer_version,
+        Subject.parsing_mask_key,
+        Image.id,
+        Image.sha256,
+        Image.width,
+        Image.height,
+        Image.mime,
+        Image.source_id,
+        Image.licence,
+        Image.consent,
+        Image.quality,
+        Image.storage_key,
+    )
+
+
+def subjects_by_id(session: Session, subject_ids: Collection[int]) -> list[SubjectRow]:
+    """Subjects with their images, by id (position 0: they belong to no snapshot)."""
+    query = (
+        _subject_columns(literal(0))
+        .select_from(Subject)
+        .join(Image, Image.id == Subject.image_id)
+        .where(Subject.id.in_(list(subject_ids)))
+        .order_by(Subject.id)
+    )
+    return [SubjectRow._make(row) for row in session.connection().execute(query).all()]
+
+
 def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
     query = (
-        select(
-            SnapshotSubject.position,
-            Subject.id,
-            Subject.index,
-            Subject.bbox,
-            Subject.shot_type,
-            Subject.detector_score,
-            Subject.analyzer_version,
-            Subject.parsing_mask_key,
-            Image.id,
-            Image.sha256,
-            Image.width,
-            Image.height,
-            Image.mime,
-            Image.source_id,
-            Image.licence,
-            Image.consent,
-            Image.quality,
-            Image.storage_key,
-        )
+        _subject_columns(SnapshotSubject.position)
         .select_from(SnapshotSubject)
         .join(Subject, Subject.id == SnapshotSubject.subject_id)
         .join(Image, Image.id == Subject.image_id)
@@ -169,7 +192,14 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
         )
         .order_by(SnapshotSubject.position)
     )
-    return [SubjectRow._make(row) for row in session.connection().execute(query)]
+    return [SubjectRow._make(row) for row in session.connection().execute(query).all()]
+
+
+class Marks(NamedTuple):
+    """The moment labels are read at: a snapshot's, or a kept document's."""
+
+    label_event_high_water: int
+    prediction_high_water: int
 
 
 # A label as a snapshot sees it: (subject id, category id, value as JSON text, state, the
@@ -178,7 +208,7 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
 LabelAsOf = tuple[int, int, str | None, str, int | None, int | None, float | None]
 
 
-def _in_range(snapshot_id: int, first: int, stop: int) -> Select[int]:
+def in_range(snapshot_id: int, first: int, stop: int) -> Select[Any]:
     """The subject ids at positions [first, stop) of a snapshot."""
     return select(SnapshotSubject.subject_id).where(
         SnapshotSubject.snapshot_id == snapshot_id,
@@ -187,8 +217,10 @@ def _in_range(snapshot_id: int, first: int, stop: int) -> Select[int]:
     )
 
 
-def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) -> Sequence[Row[LabelAsOf]]:
-    """Every label of the subjects at positions [first, stop) as the snapshot sees it."""
+def labels_as_of(
+    session: Session, marks: Marks, subjects: Select[Any] | Collection[int]
+) -> Sequence[Row[LabelAsOf]]:
+    """Every label of `subjects` (ids, or a query of them) as of the marks."""
     # `IN (subject ids)` rather than a join: SQLite then walks the (subject, category) index in
     # order and groups without a temporary B-tree.
     keys = (
@@ -199,8 +231,8 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
             func.max(case((LabelEvent.actor_model_version_id.is_not(None), LabelEvent.id))).label("model_id"),
         )
         .where(
-            LabelEvent.subject_id.in_(_in_range(snapshot.id, first, stop)),
-            LabelEvent.id <= snapshot.label_event_high_water,
+            LabelEvent.subject_id.in_(subjects if isinstance(subjects, Select) else list(subjects)),
+            LabelEvent.id <= marks.label_event_high_water,
         )
         .group_by(LabelEvent.subject_id, LabelEvent.category_id)
         .subquery()
@@ -225,7 +257,7 @@ def labels_as_of(session: Session, snapshot: Snapshot, first: int, stop: int) ->
                 Prediction.subject_id == keys.c.subject_id,
                 Prediction.category_id == keys.c.category_id,
                 Prediction.model_version_id == by_model.actor_model_version_id,
-                Prediction.id <= snapshot.prediction_high_water,
+                Prediction.id <= marks.prediction_high_water,
             ),
         )
     )
@@ -286,3 +318,97 @@ def part_counts(session: Session, export_id: int) -> tuple[int, int]:
     done = func.sum(case((ExportPart.status == "done", 1), else_=0))
     row = session.execute(select(done, func.count()).where(ExportPart.export_id == export_id)).one()
     return int(row[0] or 0), int(row[1] or 0)
+
+
+class LabelDocument(NamedTuple):
+    """What a record says from its labels alone, encoded: kept per subject and export variant
+    (`export_documents`) so that an export re-encodes only the subjects whose labels changed."""
+
+    states: dict[str, int]  # labels said, by state
+    person_type: str | None  # the shot-type label's value, when it has one
+    caption: str
+    aa_text: str  # CosmicMan's aa_text, as JSON
+    body: bytes  # the attributes document's `"regions":{...},"groups":[...]`, UTF-8
+
+
+def kept_documents(
+    session: Session, variant: str, subjects: Select[Any] | Collection[int], *, with_aa_text: bool = False
+) -> dict[int, tuple[Marks, LabelDocument]]:
+    """Subject id -> the marks its kept document was read at, and the document (`aa_text`
+    empty unless asked for: only CosmicMan parts write it)."""
+    query = select(
+        ExportDocument.subject_id,
+        ExportDocument.label_event_high_water,
+        ExportDocument.prediction_high_water,
+        ExportDocument.states,
+        ExportDocument.person_type,
+        ExportDocument.caption,
+        ExportDocument.aa_text if with_aa_text else literal(""),
+        ExportDocument.body,
+    ).where(
+        ExportDocument.variant == variant,
+        ExportDocument.subject_id.in_(subjects if isinstance(subjects, Select) else list(subjects)),
+    )
+    states: dict[str, dict[str, int]] = {}  # few distinct ones: each decoded once
+    kept: dict[int, tuple[Marks, LabelDocument]] = {}
+    rows = session.connection().execute(query).all()
+    for subject_id, labels, predictions, said, person_type, caption, aa_text, body in rows:
+        counts = states.get(said)
+        if counts is None:
+            counts = states[said] = json.loads(said)
+        document = LabelDocument(counts, person_type, caption, aa_text, body)
+        kept[int(subject_id)] = (Marks(int(labels), int(predictions)), document)
+    return kept
+
+
+def touched_between(
+    session: Session,
+    subjects: Select[Any] | Collection[int],
+    labels: tuple[int, int],
+    predictions: tuple[int, int],
+) -> list[tuple[int, str, int]]:
+    """(subject id, "label" or "prediction", id) of the label events and predictions of
+    `subjects` with ids in the half-open ranges (low, high]."""
+    ids = subjects if isinstance(subjects, Select) else list(subjects)
+    out: list[tuple[int, str, int]] = []
+    for kind, table, (low, high) in (("label", LabelEvent, labels), ("prediction", Prediction, predictions)):
+        if low >= high:
+            continue
+        query = select(table.subject_id, table.id).where(
+            table.id > low, table.id <= high, table.subject_id.in_(ids)
+        )
+        out.extend((int(s), kind, int(i)) for s, i in session.connection().execute(query))
+    return out
+
+
+def keep_documents(
+    session: Session, variant: str, marks: Marks, documents: Mapping[int, LabelDocument]
+) -> None:
+    rows = [
+        {
+            "subject_id": subject_id,
+            "variant": variant,
+            "label_event_high_water": marks.label_event_high_water,
+            "prediction_high_water": marks.prediction_high_water,
+            **document._asdict(),
+            "states": json.dumps(document.states, sort_keys=True),
+        }
+        for subject_id, document in documents.items()
+    ]
+    columns = ("label_event_high_water", "prediction_high_water", *LabelDocument._fields)
+    table: Table = ExportDocument.__table__  # type: ignore[assignment]
+    for start in range(0, len(rows), 1000):
+        upsert(session, table, rows[start : start + 1000], ("subject_id", "variant"), columns)
+
+
+def prune_documents(session: Session, project_id: int, keep_prefix: str) -> int:
+    """Drop the project's kept documents whose variant does not start with `keep_prefix` (an
+    older document version or taxonomy version: no export reads them again). Returns how many."""
+    result = session.connection().execute(
+        delete(ExportDocument)
+        .where(
+            ExportDocument.subject_id.in_(select(Subject.id).where(Subject.project_id == project_id)),
+            ~ExportDocument.variant.startswith(keep_prefix, autoescape=True),
+        )
+    )
+    return int(result.rowcount or 0)

@@ -9,17 +9,19 @@ files are all there with their recorded checksums is kept when the export is res
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
+import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from server.core import jobs, tasknames
@@ -28,7 +30,15 @@ from server.core.errors import Conflict, NotFound
 from server.core.time import utcnow
 from server.exports import repository
 from server.exports.destinations import Destination
-from server.exports.records import ExportRecord, build_records
+from server.exports.records import (
+    DOCUMENT_VERSION,
+    AttributesEncoder,
+    ExportRecord,
+    build_records,
+    label_states,
+    record_of,
+)
+from server.exports.repository import LabelDocument
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.exports.writers import PART_WRITERS, Files, PartContext, shard_name
 from server.exports.writers import finish as finish_files
@@ -47,7 +57,6 @@ MANIFEST = "manifest.json"
 SAMPLE_OVERHEAD_BYTES = 4096
 
 ReadBlob = Callable[[str], bytes]
-_state = attrgetter("state")
 
 
 def start_export(
@@ -76,6 +85,8 @@ def start_export(
         taxonomy_version_id=project.taxonomy_version_id,
         label_event_high_water=repository.label_event_high_water(session),
         prediction_high_water=repository.prediction_high_water(session),
+        # Read after the marks: a transaction that wrote at or below them had its id by then.
+        settles_after_xid=_transaction_id(session),
         filters=filters.model_dump(mode="json"),
     )
     session.add(snapshot)
@@ -101,6 +112,14 @@ def start_export(
     return export
 
 
+def _transaction_id(session: Session) -> int | None:
+    """This transaction's id on Postgres (given out now if it had none): every transaction that
+    had already written has a lower one."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return int(session.scalar(text("SELECT pg_current_xact_id()::text::bigint")))
+
+
 def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
     """Freeze the snapshot's subjects and cut them into parts; queue one task per part."""
     export = session.get(Export, export_id, with_for_update=True)
@@ -117,7 +136,11 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
     allowed = {c.full_key for c in spec.categories() if include_sensitive or not c.sensitive}
     category_ids = [c.id for c in categories if c.key in allowed]
     candidates = repository.candidate_subjects(
-        session, project.id, subject_ids=filters.subject_ids, source_ids=filters.source_ids
+        session,
+        project.id,
+        subject_ids=filters.subject_ids,
+        source_ids=filters.source_ids,
+        quality=bool(filters.min_quality),
     )
     labelled = repository.subjects_with_state(
         session, project.id, snapshot.label_event_high_water, category_ids, filters.label_states()
@@ -140,9 +163,14 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
             for metric, floor in filters.min_quality.items()
         )
     ]
+    repository.prune_documents(session, project.id, document_variant(snapshot.taxonomy_version_id))
     repository.freeze_subjects(session, snapshot.id, chosen)
     snapshot.subject_count = len(chosen)
-    sizes = repository.image_bytes_by_position(session, snapshot.id)
+    sizes = (
+        repository.image_bytes_by_position(session, snapshot.id)
+        if options.shard_bytes is not None
+        else [0] * len(chosen)  # cut by count alone
+    )
     ranges = cut_parts(sizes, options.shard_size, options.shard_bytes)
     for index, (first, stop) in enumerate(ranges):
         session.add(ExportPart(export_id=export.id, index=index, first=first, stop=stop, status="pending"))
@@ -180,19 +208,35 @@ def _snapshot(session: Session, export: Export) -> Snapshot:
     return snapshot
 
 
+_SPECS: dict[tuple[int, str], TaxonomySpec] = {}
+
+
 def _spec(session: Session, snapshot: Snapshot) -> TaxonomySpec:
-    version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
-    assert version is not None
-    return taxonomy.spec_of(version)
+    """The snapshot's taxonomy, parsed once per process (every part of an export reads it)."""
+    content_hash = session.scalar(
+        select(TaxonomyVersion.content_hash).where(TaxonomyVersion.id == snapshot.taxonomy_version_id)
+    )
+    key = (snapshot.taxonomy_version_id, str(content_hash))
+    spec = _SPECS.get(key)
+    if spec is None:
+        version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
+        assert version is not None
+        if len(_SPECS) > 16:
+            _SPECS.clear()
+        spec = _SPECS[key] = taxonomy.spec_of(version)
+    return spec
 
 
 def _snapshot_document(session: Session, snapshot: Snapshot) -> dict[str, Any]:
-    version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
-    assert version is not None
+    name, version = session.execute(
+        select(TaxonomyVersion.name, TaxonomyVersion.version).where(
+            TaxonomyVersion.id == snapshot.taxonomy_version_id
+        )
+    ).one()
     return {
         "id": snapshot.id,
         "label_event_high_water": snapshot.label_event_high_water,
-        "taxonomy": f"{version.name}@{version.version}",
+        "taxonomy": f"{name}@{version}",
     }
 
 
@@ -212,30 +256,150 @@ def _context(session: Session, export: Export, read_blob: ReadBlob) -> PartConte
     )
 
 
-def read_part_records(session: Session, export: Export, part: ExportPart) -> list[ExportRecord]:
+# Formats whose records can come from kept documents; Label Studio's carry predictions.
+DOCUMENT_FORMATS = frozenset({"webdataset", "jsonl", "cosmicman"})
+# A part reads the labels of its subjects without a current document by their ids, up to this
+# many; beyond, or when none has one, it reads its whole range (no long IN list).
+_READ_BY_ID_AT_MOST = 500
+
+
+def document_variant(
+    taxonomy_version_id: int, states: Collection[str] | None = None, include_sensitive: bool = False
+) -> str:
+    """What a kept document depends on besides the labels: one name per combination (without
+    `states`: the prefix every variant of this code and taxonomy version starts with)."""
+    prefix = f"d{DOCUMENT_VERSION}:t{taxonomy_version_id}:"
+    if states is None:
+        return prefix
+    return f"{prefix}{'+'.join(sorted(states))}:{'sensitive' if include_sensitive else 'plain'}"
+
+
+def marks_of(snapshot: Snapshot) -> repository.Marks:
+    return repository.Marks(snapshot.label_event_high_water, snapshot.prediction_high_water)
+
+
+def stale_documents(
+    session: Session,
+    subjects: Select[Any] | Collection[int],
+    kept: dict[int, tuple[repository.Marks, LabelDocument]],
+    marks: repository.Marks,
+) -> set[int]:
+    """The kept documents that do not stand for `marks`: a label event or prediction of their
+    subject lies between the marks they were read at and these."""
+    if not kept:
+        return set()
+    read_at = [m for m, _ in kept.values()]
+    labels = (
+        min(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
+        max(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
+    )
+    predictions = (
+        min(marks.prediction_high_water, *(m.prediction_high_water for m in read_at)),
+        max(marks.prediction_high_water, *(m.prediction_high_water for m in read_at)),
+    )
+    stale: set[int] = set()
+    for subject_id, kind, row_id in repository.touched_between(session, subjects, labels, predictions):
+        document = kept.get(subject_id)
+        if document is None:
+            continue
+        if kind == "label":
+            ends = (document[0].label_event_high_water, marks.label_event_high_water)
+        else:
+            ends = (document[0].prediction_high_water, marks.prediction_high_water)
+        if min(ends) < row_id <= max(ends):
+            stale.add(subject_id)
+    return stale
+
+
+class PartRecords(NamedTuple):
+    records: list[ExportRecord]
+    # Documents encoded for this part, to keep (`keep_documents`), by subject id.
+    variant: str
+    fresh: dict[int, LabelDocument]
+
+
+def read_part_records(session: Session, export: Export, part: ExportPart) -> PartRecords:
+    """The part's records, read without writing. For the formats that allow it, a subject whose
+    kept document stands for the snapshot is not read again; the others are read and encoded."""
     snapshot = _snapshot(session, export)
     project = session.get(Project, export.project_id)
     assert project is not None
     filters = ExportFilters.model_validate(snapshot.filters)
     spec = _spec(session, snapshot)
-    categories = {c.id: c.key for c in repository.categories(session, snapshot.taxonomy_version_id)}
+    include_sensitive = projects.settings_of(project).include_sensitive
+    marks = marks_of(snapshot)
     rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
-    labels = repository.labels_as_of(session, snapshot, part.first, part.stop)
-    predictions = (
-        repository.predictions_as_of(session, snapshot, part.first, part.stop)
-        if export.format == "labelstudio"
-        else []
+    in_range = repository.in_range(snapshot.id, part.first, part.stop)
+    documents = export.format in DOCUMENT_FORMATS
+    kept: dict[int, tuple[repository.Marks, LabelDocument]] = {}
+    variant = document_variant(snapshot.taxonomy_version_id, filters.label_states(), include_sensitive)
+    if documents:
+        kept = repository.kept_documents(
+            session, variant, in_range, with_aa_text=export.format == "cosmicman"
+        )
+        for subject_id in stale_documents(session, in_range, kept, marks):
+            del kept[subject_id]
+    unread = [row for row in rows if row.subject_id not in kept]
+    records: dict[int, ExportRecord] = {}
+    fresh: dict[int, LabelDocument] = {}
+    if unread:
+        subjects: Select[Any] | list[int] = (
+            [row.subject_id for row in unread]
+            if len(unread) <= _READ_BY_ID_AT_MOST and len(unread) < len(rows)
+            else in_range
+        )
+        categories = {c.id: c.key for c in repository.categories(session, snapshot.taxonomy_version_id)}
+        built = build_records(
+            spec,
+            unread,
+            repository.labels_as_of(session, marks, subjects),
+            categories,
+            repository.model_version_names(session, project.id),
+            states=filters.label_states(),
+            include_sensitive=include_sensitive,
+            predictions=(
+                repository.predictions_as_of(session, snapshot, part.first, part.stop)
+                if export.format == "labelstudio"
+                else []
+            ),
+        )
+        if documents:
+            encoder = AttributesEncoder(spec, {})
+            for record in built:
+                record.document = fresh[record.subject_id] = encoder.document(record)
+        records = {r.subject_id: r for r in built}
+    return PartRecords(
+        variant=variant,
+        fresh=fresh,
+        records=[
+            records[row.subject_id]
+            if row.subject_id not in kept
+            else record_of(row, document=kept[row.subject_id][1])
+            for row in rows
+        ],
     )
-    return build_records(
-        spec,
-        rows,
-        labels,
-        categories,
-        repository.model_version_names(session, project.id),
-        states=filters.label_states(),
-        include_sensitive=projects.settings_of(project).include_sensitive,
-        predictions=predictions,
-    )
+
+
+def keep_documents(session: Session, export: Export, read: PartRecords) -> None:
+    """Keep the documents a part encoded, once nothing at or below the snapshot's marks can
+    still change (`_settled`)."""
+    if not read.fresh:
+        return
+    snapshot = _snapshot(session, export)
+    if _settled(session, snapshot):
+        repository.keep_documents(session, read.variant, marks_of(snapshot), read.fresh)
+
+
+def _settled(session: Session, snapshot: Snapshot) -> bool:
+    """Whether every transaction that could still add a label event or prediction at or below the
+    snapshot's marks has ended, so what is read at them now is final and may be kept. On SQLite
+    writes are serial and always are; on Postgres a transaction that took a lower id may commit
+    after a higher one, so every transaction up to the one that took the snapshot must be over."""
+    if snapshot.settles_after_xid is None:
+        return session.get_bind().dialect.name != "postgresql"
+    # The oldest transaction still running (or the next to start, when none is).
+    oldest = session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+    return oldest is not None and int(oldest) > snapshot.settles_after_xid
 
 
 @contextmanager
@@ -256,7 +420,10 @@ def write_part(
     db: Database, read_blob: ReadBlob, export_id: int, index: int, *, send_jobs: bool = True
 ) -> bool:
     """Write one part unless it is already complete; returns whether it wrote files."""
-    with db.session_scope() as session:
+    # The part is read in a read-only transaction (on SQLite, parts in other processes read at
+    # the same time) and written outside any; its documents and status are kept after.
+    read = PartRecords([], "", {})
+    with db.read_scope() as session:
         export = session.get(Export, export_id)
         part = repository.part(session, export_id, index)
         if export is None or part is None or export.status != "running":
@@ -264,16 +431,19 @@ def write_part(
         context = _context(session, export, read_blob)
         recorded = dict(part.files) if part.status == "done" else None
         fmt = export.format
+        if recorded is None:
+            with _collector_paused():
+                read = read_part_records(session, export, part)
     # Checksums are read outside the transaction: on SQLite it would hold the write lock.
     kept = recorded is not None and context.destination.verified(recorded)
-    records: list[ExportRecord] = []
-    if not kept:
-        with db.session_scope() as session:
+    if recorded is not None and not kept:
+        with db.read_scope() as session:
             export = session.get(Export, export_id)
             part = repository.part(session, export_id, index)
             assert export is not None and part is not None
             with _collector_paused():
-                records = read_part_records(session, export, part)
+                read = read_part_records(session, export, part)
+    records = read.records
     wrote = not kept
     files: Files = {}
     if wrote:
@@ -283,6 +453,7 @@ def write_part(
         export = session.get(Export, export_id, with_for_update=True)
         part = repository.part(session, export_id, index)
         assert export is not None and part is not None
+        keep_documents(session, export, read)
         if wrote:
             part.status = "done"
             part.files = files
@@ -290,7 +461,7 @@ def write_part(
             part.bytes = sum(int(f["bytes"]) for f in files.values())
             states: Counter[str] = Counter()
             for record in records:
-                states.update(map(_state, record.labels.values()))
+                states.update(label_states(record))
             part.counts = dict(states)
             part.finished_at = utcnow()
         if export.status != "running":
@@ -383,10 +554,16 @@ def finish(db: Database, read_blob: ReadBlob, export_id: int) -> None:
 
 
 def run_here(
-    db: Database, read_blob: ReadBlob, export_id: int, on_part: Callable[[int, int], None] | None = None
+    db: Database,
+    read_blob: ReadBlob,
+    export_id: int,
+    on_part: Callable[[int, int], None] | None = None,
+    *,
+    processes: int = 1,
 ) -> None:
-    """Run a planned or resumed export in this process, part after part (the CLI's and the
-    benchmark's one worker); `on_part(done, total)` after each part."""
+    """Run a planned or resumed export from here (the CLI's and the benchmark's one worker):
+    plan, then the parts, in this process or in `processes` forked ones, like a worker's pool;
+    `on_part(done, total)` after each part."""
     with db.session_scope() as session:
         plan(session, export_id, send_jobs=False)
         export = session.get(Export, export_id)
@@ -394,11 +571,37 @@ def run_here(
         if export.status == "failed":
             return
         indexes = [p.index for p in repository.parts_of(session, export_id)]
-    for n, index in enumerate(indexes, 1):
-        write_part(db, read_blob, export_id, index, send_jobs=False)
-        if on_part is not None:
-            on_part(n, len(indexes))
+    if processes > 1 and len(indexes) > 1:
+        db.engine.dispose()  # the children must not share the parent's connections
+        context = multiprocessing.get_context("fork")
+        started = (db, read_blob)
+        with context.Pool(
+            min(processes, len(indexes)), initializer=_part_process_started, initargs=started
+        ) as pool:
+            work = pool.imap_unordered(functools.partial(_write_part_here, export_id), indexes)
+            for n, _ in enumerate(work, 1):
+                if on_part is not None:
+                    on_part(n, len(indexes))
+    else:
+        for n, index in enumerate(indexes, 1):
+            write_part(db, read_blob, export_id, index, send_jobs=False)
+            if on_part is not None:
+                on_part(n, len(indexes))
     finish(db, read_blob, export_id)
+
+
+# A forked part process's database and blob reader: inherited from the parent, never pickled.
+_HERE: list[tuple[Database, ReadBlob]] = []
+
+
+def _part_process_started(db: Database, read_blob: ReadBlob) -> None:
+    db.engine.dispose(close=False)  # inherited connections belong to the parent
+    _HERE[:] = [(db, read_blob)]
+
+
+def _write_part_here(export_id: int, index: int) -> bool:
+    db, read_blob = _HERE[0]
+    return write_part(db, read_blob, export_id, index, send_jobs=False)
 
 
 def fail(db: Database, export_id: int, error: str) -> None:

@@ -22,7 +22,7 @@ from server.exports.labelstudio import labeling_config, tasks_from_records
 from server.exports.records import (
     AttributesEncoder,
     ExportRecord,
-    attribute_groups,
+    aa_text,
     attribute_ids,
     dumps,
     person_type,
@@ -62,6 +62,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 _NAME_BYTES = 100
+_ZEROS = bytes(_BLOCK)
 
 
 class TarBuilder:
@@ -74,10 +75,12 @@ class TarBuilder:
         self.offset = 0
         # Every header field after the size: mtime, the checksum field as eight spaces (filled in
         # per member), regular-file type, USTAR magic, and empty link, owner, device and prefix.
-        self._tail = b"%011o\0" % mtime + b" " * 8 + tarfile.REGTYPE + b"\0" * 100 + b"ustar\x0000"
-        self._tail += b"\0" * (64 + 16 + 155)  # owner names, device numbers, name prefix
-        self._tail += b"\0" * (_BLOCK - 100 - 8 * 3 - 12 - len(self._tail))
+        self._mtime_field = b"%011o\0" % mtime
+        self._rest = tarfile.REGTYPE + b"\0" * 100 + b"ustar\x0000"
+        self._rest += b"\0" * (64 + 16 + 155)  # owner names, device numbers, name prefix
+        self._rest += b"\0" * (_BLOCK - 100 - 8 * 3 - 12 - 12 - 8 - len(self._rest))
         self._fixed = b"0000644\0" + b"0000000\0" * 2
+        self._fixed_sum = sum(self._fixed) + sum(self._mtime_field) + 8 * ord(" ") + sum(self._rest)
 
     def add(self, name: str, data: bytes) -> int:
         """Adds a regular file; returns its header's offset in the archive."""
@@ -85,17 +88,26 @@ class TarBuilder:
         if len(encoded) > _NAME_BYTES:
             raise ValueError(f"member name longer than {_NAME_BYTES} bytes: {name!r}")
         size = len(data)
+        size_field = b"%011o\0" % size
+        # The checksum counts the checksum field as eight spaces: the fixed fields' sum is known.
+        checksum = b"%06o\0 " % (self._fixed_sum + sum(encoded) + sum(size_field))
         header = b"".join(
-            (encoded, b"\0" * (_NAME_BYTES - len(encoded)), self._fixed, b"%011o\0" % size, self._tail)
+            (
+                encoded,
+                b"\0" * (_NAME_BYTES - len(encoded)),
+                self._fixed,
+                size_field,
+                self._mtime_field,
+                checksum,
+                self._rest,
+            )
         )
-        checksum = b"%06o\0" % sum(header)  # the checksum field counts as eight spaces
-        header = header[:148] + checksum + header[155:]
         offset = self.offset
         padding = -size % _BLOCK
         self.chunks.append(header)
         self.chunks.append(data)
         if padding:
-            self.chunks.append(b"\0" * padding)
+            self.chunks.append(_ZEROS[:padding])
         self.offset += _BLOCK + size + padding
         return offset
 
@@ -109,28 +121,28 @@ class TarBuilder:
 def write_webdataset_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
     """`{shard}.tar` (image, caption, attributes per sample) and `{shard}.parquet`, its index."""
     tar = TarBuilder(ctx.mtime)
-    encoder = AttributesEncoder(ctx.spec, ctx.snapshot)
-    index_rows: dict[str, list[Any]] = {
-        k: [] for k in ("key", "subject_id", "image_id", "image", "offset", "size", "caption", "person_type")
-    }
+    add, read_blob = tar.add, ctx.read_blob
+    encode = AttributesEncoder(ctx.spec, ctx.snapshot).encode
+    offsets, sizes = [], []
     for record in records:
-        image = ctx.read_blob(record.storage_key)
-        offset = tar.add(record.image_name, image)
-        tar.add(f"{record.key}.txt", record.caption.encode())
-        tar.add(f"{record.key}.json", encoder.encode(record).encode())
-        for column, value in (
-            ("key", record.key),
-            ("subject_id", record.subject_id),
-            ("image_id", record.image["id"]),
-            ("image", record.image_name),
-            ("offset", offset),
-            ("size", len(image)),
-            ("caption", record.caption),
-            ("person_type", person_type(record)),
-        ):
-            index_rows[column].append(value)
+        image = read_blob(record.storage_key)
+        offsets.append(add(record.image_name, image))
+        sizes.append(len(image))
+        key = record.key
+        add(f"{key}.txt", record.caption.encode())
+        add(f"{key}.json", encode(record))
     name = shard_name(index)
     files = {f"{name}.tar": ctx.destination.write(f"{name}.tar", tar.close())}
+    index_rows = {
+        "key": [r.key for r in records],
+        "subject_id": [r.subject_id for r in records],
+        "image_id": [r.image["id"] for r in records],
+        "image": [r.image_name for r in records],
+        "offset": offsets,
+        "size": sizes,
+        "caption": [r.caption for r in records],
+        "person_type": [person_type(r) for r in records],
+    }
     table = pa.table(index_rows, schema=_INDEX_SCHEMA)
     files[f"{name}.parquet"] = ctx.destination.write(f"{name}.parquet", _parquet_bytes(table))
     return files
@@ -186,7 +198,7 @@ def write_cosmicman_part(ctx: PartContext, index: int, records: Sequence[ExportR
         "segm_path": [segm.get(r.key) for r in records],
         "height": [r.image["height"] for r in records],
         "width": [r.image["width"] for r in records],
-        "aa_text": [json.dumps(attribute_groups(ctx.spec, r), ensure_ascii=False) for r in records],
+        "aa_text": [aa_text(ctx.spec, r) for r in records],
         "aa_ids": [ids for _ in records],
         "person_type": [person_type(r) for r in records],
         "caption": [r.caption for r in records],
@@ -198,7 +210,7 @@ def write_cosmicman_part(ctx: PartContext, index: int, records: Sequence[ExportR
 
 def write_jsonl_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
     encoder = AttributesEncoder(ctx.spec, ctx.snapshot)
-    lines = "".join(encoder.encode(r) + "\n" for r in records).encode()
+    lines = b"".join(encoder.encode(r) + b"\n" for r in records)
     name = f"parts/{shard_name(index)}.jsonl"
     return {name: ctx.destination.write(name, lines)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.orm.base import Base, BigId, CreatedMixin, IdMixin
@@ -21,6 +21,9 @@ class Snapshot(IdMixin, CreatedMixin, Base):
     # Predictions as of this id (Label Studio exports carry them).
     prediction_high_water: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Postgres: the id of the transaction that read the marks (it took one after reading them);
+    # once every transaction up to it has ended, nothing at or below the marks can still appear.
+    settles_after_xid: Mapped[int | None] = mapped_column(BigInteger)
     subject_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
@@ -71,3 +74,26 @@ class ExportPart(IdMixin, Base):
     # labels written, by state
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     finished_at: Mapped[datetime | None]
+
+
+class ExportDocument(Base):
+    """A subject's labels as exports write them (`exports.repository.LabelDocument`): for one
+    variant (document version, taxonomy version, label states, sensitive categories in or out),
+    as of a label-event and a prediction high-water mark. It stands for any snapshot with no label
+    event or prediction of the subject between its marks and the snapshot's; an export encodes
+    the others again and keeps them here."""
+
+    __tablename__ = "export_documents"
+
+    subject_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label_event_high_water: Mapped[int] = mapped_column(BigId)
+    prediction_high_water: Mapped[int] = mapped_column(BigId)
+    # Small columns first: SQLite reads a row's columns in order, through its overflow pages.
+    states: Mapped[str] = mapped_column(Text)  # JSON: labels said, by state
+    person_type: Mapped[str | None] = mapped_column(String(200))
+    caption: Mapped[str] = mapped_column(Text)
+    aa_text: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # UTF-8 JSON, written into samples as it is

@@ -113,3 +113,15 @@ def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path:
     assert len((out / "labels.jsonl").read_text().splitlines()) == REVIEWED
     missing = CliRunner().invoke(main, ["export", "--project", "nope", "--out", str(out)])
     assert missing.exit_code != 0 and "no project" in missing.output
+    forked = tmp_path / "forked"
+    result = CliRunner().invoke(
+        main,
+        ["export", "--project", slug, "--format", "jsonl", "--out", str(forked), "--shard-size", "1"]
+        + ["--processes", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert (forked / "labels.jsonl").read_bytes().count(b"\n") == REVIEWED
+    refused = CliRunner().invoke(
+        main, ["export", "--project", slug, "--out", str(forked), "--workers", "--processes", "2"]
+    )
+    assert refused.exit_code != 0 and "own pool" in refused.output

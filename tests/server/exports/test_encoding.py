@@ -111,7 +111,7 @@ def test_the_attributes_encoder_writes_what_json_dumps_writes_of_the_document() 
             expected = json.dumps(
                 attributes_document(spec, record, snapshot), ensure_ascii=False, separators=(",", ":")
             )
-            assert encoder.encode(record) == expected
+            assert encoder.encode(record) == expected.encode()
 
 
 def test_a_file_written_in_chunks_is_the_file_its_joined_bytes_make(tmp_path: Path) -> None:

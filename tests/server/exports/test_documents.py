@@ -1,0 +1,383 @@
+"""Kept documents: an export encodes a subject's labels once and reuses them until a label event
+or a prediction of that subject says otherwise; what it writes never depends on which it did."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import create_engine, select, text, update
+
+from server.core import runtime
+from server.exports import repository, service
+from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
+from server.exports.repository import SubjectRow
+from server.exports.schemas import ExportFilters, ExportOptions
+from server.orm import ModelVersion, Prediction, Project
+from server.orm.exports import Export, ExportDocument
+from server.taxonomy.format import load_default
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
+from tests.server.exports.test_snapshots import _other_value, _relabel
+
+
+def _value_of(document: dict[str, Any], full_key: str) -> Any:
+    region, _, key = full_key.partition(".")
+    return document["regions"][region][key]["value"]
+
+
+def _without_snapshot(document: bytes) -> dict[str, Any]:
+    parsed = json.loads(document)
+    parsed.pop("snapshot")
+    return dict(parsed)
+
+
+def _contents(out: Path, fmt: str) -> Any:
+    """What an export wrote, but the snapshot it names (its id and marks differ per export)."""
+    if fmt == "jsonl":
+        return [_without_snapshot(line) for line in (out / "labels.jsonl").read_bytes().splitlines()]
+    if fmt == "cosmicman":
+        return pq.read_table(out / "cosmicman.parquet").to_pylist()
+    members: dict[str, Any] = {}
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                handle = tar.extractfile(member)
+                assert handle is not None
+                data = handle.read()
+                members[member.name] = _without_snapshot(data) if member.name.endswith(".json") else data
+    indexes = [pq.read_table(index).to_pylist() for index in sorted(out.glob("*.parquet"))]
+    return members, indexes
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[int] | str]:
+    """Each time an export reads labels: the subject ids it asked for, or "range"."""
+    seen: list[list[int] | str] = []
+    real = repository.labels_as_of
+
+    def recording(session: Any, marks: Any, subjects: Any) -> Any:
+        seen.append(sorted(subjects) if isinstance(subjects, Collection) else "range")
+        return real(session, marks, subjects)
+
+    monkeypatch.setattr(repository, "labels_as_of", recording)
+    return seen
+
+
+def _documents() -> dict[int, tuple[str, int]]:
+    with runtime.database().session_scope() as session:
+        rows = session.execute(
+            select(ExportDocument.subject_id, ExportDocument.variant, ExportDocument.label_event_high_water)
+        ).all()
+    return {int(s): (v, int(mark)) for s, v, mark in rows}
+
+
+def _snapshot_mark(export: Export) -> int:
+    with runtime.database().session_scope() as session:
+        return service.snapshot_of(session, session.get(Export, export.id)).label_event_high_water  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "jsonl", "cosmicman"])
+def test_a_second_export_reads_no_label_and_writes_what_the_first_wrote(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], fmt: str
+) -> None:
+    project_id = reviewed["project"]["id"]
+    first = run_export(project_id, fmt, tmp_path / "first")
+    assert first.status == "done", first.error
+    assert reads == ["range"]
+    assert set(_documents()) == set(reviewed["reviewed"])
+
+    second = run_export(project_id, fmt, tmp_path / "second")
+    assert second.status == "done", second.error
+    assert reads == ["range"], "the second export read labels again"
+    assert _contents(tmp_path / "second", fmt) == _contents(tmp_path / "first", fmt)
+    assert second.counts == first.counts
+
+
+def test_a_corrected_label_is_read_again_for_its_subject_alone(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str]
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][1]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    before = _value_of(_contents(tmp_path / "first", "jsonl")[1], "top.color")
+    after = _other_value("top.color", before)
+    _relabel(subject, "top.color", after)
+    reads.clear()
+
+    second = run_export(project_id, "jsonl", tmp_path / "second")
+    assert reads == [[subject]]
+    by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "second", "jsonl")}
+    assert _value_of(by_subject[subject], "top.color") == after
+    # The corrected subject's document now stands as of the second export's snapshot.
+    assert _documents()[subject][1] == _snapshot_mark(second)
+
+    reads.clear()
+    run_export(project_id, "jsonl", tmp_path / "third")
+    assert reads == []
+    assert _contents(tmp_path / "third", "jsonl") == _contents(tmp_path / "second", "jsonl")
+
+
+def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    before = _value_of(_contents(tmp_path / "first", "jsonl")[0], "top.color")
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        earlier = service.start_export(
+            session,
+            project,
+            fmt="jsonl",
+            destination=str(tmp_path / "earlier"),
+            default_root=tmp_path,
+            filters=ExportFilters(),
+            options=ExportOptions(),
+            user_id=None,
+            send_jobs=False,
+        )
+        earlier_id = earlier.id
+    after = _other_value("top.color", before)
+    _relabel(subject, "top.color", after)
+    later = run_export(project_id, "jsonl", tmp_path / "later")  # keeps the new value's document
+    assert _documents()[subject][1] == _snapshot_mark(later)
+
+    service.run_here(runtime.database(), runtime.storage().get, earlier_id)
+    by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "earlier", "jsonl")}
+    assert _value_of(by_subject[subject], "top.color") == before
+
+
+def test_a_prediction_after_a_document_makes_it_stale(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str]
+) -> None:
+    """A label's confidence comes from its model's prediction, which arrives without a label event."""
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][2]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with runtime.database().session_scope() as session:
+        model = session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id)).first()
+        assert model is not None
+        existing = session.scalars(select(Prediction).where(Prediction.subject_id == subject)).first()
+        assert existing is not None
+        newer = ModelVersion(
+            project_id=project_id, family=model.family, version="later@1", spec=model.spec, status="candidate"
+        )
+        session.add(newer)
+        session.flush()
+        session.add(
+            Prediction(
+                subject_id=subject,
+                category_id=existing.category_id,
+                model_version_id=newer.id,
+                value=existing.value,
+                confidence=0.5,
+                distribution={},
+            )
+        )
+    reads.clear()
+    run_export(project_id, "jsonl", tmp_path / "second")
+    assert reads == [[subject]]
+
+
+def test_other_label_states_are_another_variant(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str]
+) -> None:
+    project_id = reviewed["project"]["id"]
+    run_export(project_id, "jsonl", tmp_path / "verified")
+    both = ExportFilters(states=["verified", "auto_accepted"])
+    run_export(project_id, "jsonl", tmp_path / "both", filters=both)
+    assert reads == ["range", "range"]
+    with runtime.database().session_scope() as session:
+        variants = set(session.scalars(select(ExportDocument.variant).distinct()))
+    assert len(variants) == 2 and all(v.startswith(f"d{DOCUMENT_VERSION}:") for v in variants)
+
+
+def test_documents_of_an_older_document_version_are_dropped_by_the_next_export(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id = reviewed["project"]["id"]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with runtime.database().session_scope() as session:
+        session.execute(update(ExportDocument).values(variant="old-" + ExportDocument.variant))
+    old = {v for v, _ in _documents().values()}
+    assert old and all(v.startswith("old-d") for v in old)
+    run_export(project_id, "jsonl", tmp_path / "second")
+    assert {v for v, _ in _documents().values()} == {v.removeprefix("old-") for v in old}
+
+
+# SQLite writes one transaction at a time: its ids commit in order.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_documents_are_kept_only_once_transactions_older_than_the_snapshot_end(
+    reviewed: dict[str, Any], tmp_path: Path, database_url: str
+) -> None:
+    """On Postgres a transaction that took a lower label-event id may commit after the snapshot:
+    a document read while it is open would miss its event for good."""
+    project_id = reviewed["project"]["id"]
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as open_transaction:
+            open_transaction.execute(text("SELECT pg_current_xact_id()"))  # takes an id, stays open
+            export = run_export(project_id, "jsonl", tmp_path / "while-open")
+            assert export.status == "done"
+            assert _documents() == {}
+            open_transaction.rollback()
+    finally:
+        engine.dispose()
+    run_export(project_id, "jsonl", tmp_path / "after")
+    assert set(_documents()) == set(reviewed["reviewed"])
+    assert _contents(tmp_path / "after", "jsonl") == _contents(tmp_path / "while-open", "jsonl")
+
+
+@sqlite_only
+def test_parts_written_in_forked_processes_are_the_parts_written_here(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id = reviewed["project"]["id"]
+
+    def export_here(name: str, processes: int) -> None:
+        with runtime.database().session_scope() as session:
+            project = session.get(Project, project_id)
+            assert project is not None
+            started = service.start_export(
+                session,
+                project,
+                fmt="webdataset",
+                destination=str(tmp_path / name),
+                default_root=tmp_path,
+                filters=ExportFilters(),
+                options=ExportOptions(shard_size=1),
+                user_id=None,
+                send_jobs=False,
+            )
+            export_id = started.id
+        done: list[tuple[int, int]] = []
+        service.run_here(
+            runtime.database(),
+            runtime.storage().get,
+            export_id,
+            lambda n, total: done.append((n, total)),
+            processes=processes,
+        )
+        assert done == [(n, REVIEWED) for n in range(1, REVIEWED + 1)]
+        with runtime.database().session_scope() as session:
+            export = session.get(Export, export_id)
+            assert export is not None and export.status == "done", export and export.error
+
+    export_here("here", 1)
+    export_here("forked", 2)
+    assert _contents(tmp_path / "forked", "webdataset") == _contents(tmp_path / "here", "webdataset")
+    assert len(list((tmp_path / "forked").glob("*.tar"))) == REVIEWED
+
+
+def _fingerprint(encode: Callable[[Any], Any]) -> str:
+    """A digest of the documents of 200 made-up subjects with the default taxonomy."""
+    spec = load_default()
+    categories = spec.categories()
+    category_ids = {n + 1: c.full_key for n, c in enumerate(categories)}
+    rows, labels = [], []
+    for subject_id in range(1, 201):
+        rows.append(
+            SubjectRow(
+                0,
+                subject_id,
+                0,
+                [0, 0, 10, 20],
+                None,
+                None,
+                None,
+                None,
+                subject_id,
+                "00" * 32,
+                10,
+                20,
+                "image/jpeg",
+                None,
+                "",
+                "",
+                {},
+                f"k{subject_id}",
+            )  # fmt: skip
+        )
+        for category_id in category_ids:
+            category = categories[category_id - 1]
+            if category.kind == "text" or (subject_id + category_id) % 3 == 0:
+                continue
+            if category.kind == "boolean":
+                value: Any = subject_id % 2 == 0
+            else:
+                keys = [v.key for v in category.values]
+                value = keys[(subject_id * 7 + category_id) % len(keys)]
+                if category.kind == "multi":
+                    value = [value]
+            state = ("verified", "gold", "auto_accepted")[(subject_id + category_id) % 3]
+            labels.append((subject_id, category_id, json.dumps(value), state, 1, 2, 0.25 + subject_id / 1000))
+    records = build_records(
+        spec,
+        rows,
+        labels,
+        category_ids,
+        {2: "stats:v@1"},
+        states=["verified", "gold"],
+        include_sensitive=False,
+    )
+    digest = hashlib.sha256()
+    for record in records:
+        document = encode(record)
+        digest.update(json.dumps([*document._replace(body=document.body.decode())], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+# The fingerprint of each document version. A change to what documents hold changes the
+# fingerprint: give it a new DOCUMENT_VERSION (records.py) and its fingerprint here.
+FINGERPRINTS = {1: "16857944a2b01e1cb6b531024016815d9665678f171d3c170bf8f7190ead0296"}
+
+
+def test_a_change_to_what_documents_hold_comes_with_a_new_document_version() -> None:
+    encoder = AttributesEncoder(load_default(), {})
+    assert _fingerprint(encoder.document) == FINGERPRINTS[DOCUMENT_VERSION], (
+        "documents changed: kept ones would be taken for current; bump DOCUMENT_VERSION"
+    )
+
+
+def test_a_kept_document_makes_the_bytes_its_labels_make() -> None:
+    spec = load_default()
+    snapshot = {"id": 1, "label_event_high_water": 9, "taxonomy": "human-v1@1"}
+    encoder = AttributesEncoder(spec, snapshot)
+    rows = [
+        SubjectRow(
+            0,
+            5,
+            0,
+            [1, 2, 3, 4],
+            "full_body",
+            0.9,
+            "a@1",
+            None,
+            7,
+            "ab" * 32,
+            10,
+            20,
+            "image/png",
+            3,
+            "cc-by",
+            "yes",
+            {"sharpness": 0.5},
+            "k",
+        )  # fmt: skip
+    ]
+    labels = [
+        (5, n + 1, json.dumps(v.values[0].key), "verified", 1, None, None)
+        for n, v in enumerate(spec.categories()[:3])
+    ]
+    category_ids = {n + 1: c.full_key for n, c in enumerate(spec.categories())}
+    (record,) = build_records(
+        spec, rows, labels, category_ids, {}, states=["verified"], include_sensitive=False
+    )
+    kept = record_of(rows[0], document=encoder.document(record))
+    assert encoder.encode(kept) == encoder.encode(record)
+    assert kept.caption == record.caption and kept.caption
