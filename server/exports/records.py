@@ -350,6 +350,11 @@ def attributes_document(
             index.groups, attribute_groups(spec, record), index.group_ids, strict=True
         )
     ]
+    return {**_head(record), "regions": regions, "groups": groups, "snapshot": dict(snapshot)}
+
+
+def _head(record: ExportRecord) -> dict[str, Any]:
+    """The attributes document's members before its labels."""
     return {
         "key": record.key,
         "subject_id": record.subject_id,
@@ -357,9 +362,6 @@ def attributes_document(
         "person_type": person_type(record),
         "image": record.image,
         "subject": record.subject,
-        "regions": regions,
-        "groups": groups,
-        "snapshot": dict(snapshot),
     }
 
 
@@ -394,16 +396,7 @@ class AttributesEncoder:
     def encode(self, record: ExportRecord) -> bytes:
         """The document, UTF-8."""
         body = record.document.body if record.document is not None else self.body(record)
-        head = dumps(
-            {
-                "key": record.key,
-                "subject_id": record.subject_id,
-                "caption": record.caption,
-                "person_type": person_type(record),
-                "image": record.image,
-                "subject": record.subject,
-            }
-        )
+        head = dumps(_head(record))
         return b"".join((head[:-1].encode(), b",", body, self._tail))
 
     def document(self, record: ExportRecord) -> LabelDocument:

@@ -405,8 +405,7 @@ def prune_documents(session: Session, project_id: int, keep_prefix: str) -> int:
     """Drop the project's kept documents whose variant does not start with `keep_prefix` (an
     older document version or taxonomy version: no export reads them again). Returns how many."""
     result = session.connection().execute(
-        delete(ExportDocument)
-        .where(
+        delete(ExportDocument).where(
             ExportDocument.subject_id.in_(select(Subject.id).where(Subject.project_id == project_id)),
             ~ExportDocument.variant.startswith(keep_prefix, autoescape=True),
         )

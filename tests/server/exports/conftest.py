@@ -68,6 +68,25 @@ def reviewed(admin: Api, project: dict[str, Any]) -> dict[str, Any]:
     return {"project": project, "reviewed": sorted(done), "subjects": sorted(subjects)}
 
 
+def start_here(project_id: int, fmt: str, out: Path, *, options: ExportOptions | None = None) -> int:
+    """Start an export whose jobs are not sent (`service.run_here` runs it); its id."""
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        export = service.start_export(
+            session,
+            project,
+            fmt=fmt,
+            destination=str(out),
+            default_root=out.parent,
+            filters=ExportFilters(),
+            options=options or ExportOptions(),
+            user_id=None,
+            send_jobs=False,
+        )
+        return export.id
+
+
 def run_export(
     project_id: int,
     fmt: str,

@@ -19,10 +19,10 @@ from server.exports import repository, service
 from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
 from server.exports.repository import SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
-from server.orm import ModelVersion, Prediction, Project
+from server.orm import ModelVersion, Prediction
 from server.orm.exports import Export, ExportDocument
 from server.taxonomy.format import load_default
-from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only, start_here
 from tests.server.exports.test_snapshots import _other_value, _relabel
 
 
@@ -128,21 +128,7 @@ def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
     run_export(project_id, "jsonl", tmp_path / "first")
     before = _value_of(_contents(tmp_path / "first", "jsonl")[0], "top.color")
-    with runtime.database().session_scope() as session:
-        project = session.get(Project, project_id)
-        assert project is not None
-        earlier = service.start_export(
-            session,
-            project,
-            fmt="jsonl",
-            destination=str(tmp_path / "earlier"),
-            default_root=tmp_path,
-            filters=ExportFilters(),
-            options=ExportOptions(),
-            user_id=None,
-            send_jobs=False,
-        )
-        earlier_id = earlier.id
+    earlier_id = start_here(project_id, "jsonl", tmp_path / "earlier")
     after = _other_value("top.color", before)
     _relabel(subject, "top.color", after)
     later = run_export(project_id, "jsonl", tmp_path / "later")  # keeps the new value's document
@@ -240,21 +226,7 @@ def test_parts_written_in_forked_processes_are_the_parts_written_here(
     project_id = reviewed["project"]["id"]
 
     def export_here(name: str, processes: int) -> None:
-        with runtime.database().session_scope() as session:
-            project = session.get(Project, project_id)
-            assert project is not None
-            started = service.start_export(
-                session,
-                project,
-                fmt="webdataset",
-                destination=str(tmp_path / name),
-                default_root=tmp_path,
-                filters=ExportFilters(),
-                options=ExportOptions(shard_size=1),
-                user_id=None,
-                send_jobs=False,
-            )
-            export_id = started.id
+        export_id = start_here(project_id, "webdataset", tmp_path / name, options=ExportOptions(shard_size=1))
         done: list[tuple[int, int]] = []
         service.run_here(
             runtime.database(),

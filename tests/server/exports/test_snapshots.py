@@ -17,7 +17,7 @@ from server.orm import Category, Label, LabelEvent, Project
 from server.orm.exports import Export
 from server.projects import service as projects
 from server.taxonomy import service as taxonomy
-from tests.server.exports.conftest import REVIEWED, run_export
+from tests.server.exports.conftest import REVIEWED, run_export, start_here
 
 
 def _jsonl(out: Path) -> dict[int, dict[str, Any]]:
@@ -66,21 +66,7 @@ def test_a_label_changed_after_the_snapshot_does_not_show_up(
     reviewed: dict[str, Any], tmp_path: Path
 ) -> None:
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
-    with runtime.database().session_scope() as session:
-        project = session.get(Project, project_id)
-        assert project is not None
-        export = service.start_export(
-            session,
-            project,
-            fmt="jsonl",
-            destination=str(tmp_path / "frozen"),
-            default_root=tmp_path,
-            filters=ExportFilters(),
-            options=ExportOptions(),
-            user_id=None,
-            send_jobs=False,
-        )
-        export_id = export.id
+    export_id = start_here(project_id, "jsonl", tmp_path / "frozen")
     before = None
     with runtime.database().session_scope() as session:
         category = session.scalar(select(Category).where(Category.key == "top.color"))
