@@ -70,6 +70,19 @@ def reviewed(admin: Api, project: dict[str, Any]) -> dict[str, Any]:
 
 def start_here(project_id: int, fmt: str, out: Path, *, options: ExportOptions | None = None) -> int:
     """Start an export whose jobs are not sent (`service.run_here` runs it); its id."""
+    return _start(project_id, fmt, out, options=options, send_jobs=False)
+
+
+def _start(
+    project_id: int,
+    fmt: str,
+    out: Path | str,
+    *,
+    filters: ExportFilters | None = None,
+    options: ExportOptions | None = None,
+    endpoint_url: str | None = None,
+    send_jobs: bool = True,
+) -> int:
     with runtime.database().session_scope() as session:
         project = session.get(Project, project_id)
         assert project is not None
@@ -78,11 +91,12 @@ def start_here(project_id: int, fmt: str, out: Path, *, options: ExportOptions |
             project,
             fmt=fmt,
             destination=str(out),
-            default_root=out.parent,
-            filters=ExportFilters(),
+            default_root=Path("/nonexistent"),
+            filters=filters or ExportFilters(),
             options=options or ExportOptions(),
             user_id=None,
-            send_jobs=False,
+            endpoint_url=endpoint_url,
+            send_jobs=send_jobs,
         )
         return export.id
 
@@ -97,21 +111,7 @@ def run_export(
     endpoint_url: str | None = None,
 ) -> Export:
     """Start an export through the service; the test's inline jobs run it to the end."""
-    with runtime.database().session_scope() as session:
-        project = session.get(Project, project_id)
-        assert project is not None
-        export = service.start_export(
-            session,
-            project,
-            fmt=fmt,
-            destination=str(out),
-            default_root=Path("/nonexistent"),
-            filters=filters or ExportFilters(),
-            options=options or ExportOptions(),
-            user_id=None,
-            endpoint_url=endpoint_url,
-        )
-        export_id = export.id
+    export_id = _start(project_id, fmt, out, filters=filters, options=options, endpoint_url=endpoint_url)
     with runtime.database().session_scope() as session:
         export = session.get(Export, export_id)
         assert export is not None
