@@ -144,44 +144,28 @@ class SubjectRow(NamedTuple):
     storage_key: str
 
 
-def _subject_columns(position: Any) -> Select[Any]:
-    return select(
-        position,
-        Subject.id,
-        Subject.index,
-        Subject.bbox,
-        Subject.shot_type,
-        Subject.detector_score,
-        Subject.analyzer_version,
-        Subject.parsing_mask_key,
-        Image.id,
-        Image.sha256,
-        Image.width,
-        Image.height,
-        Image.mime,
-        Image.source_id,
-        Image.licence,
-        Image.consent,
-        Image.quality,
-        Image.storage_key,
-    )
-
-
-def subjects_by_id(session: Session, subject_ids: Collection[int]) -> list[SubjectRow]:
-    """Subjects with their images, by id (position 0: they belong to no snapshot)."""
-    query = (
-        _subject_columns(literal(0))
-        .select_from(Subject)
-        .join(Image, Image.id == Subject.image_id)
-        .where(Subject.id.in_(list(subject_ids)))
-        .order_by(Subject.id)
-    )
-    return [SubjectRow._make(row) for row in session.connection().execute(query).all()]
-
-
 def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
     query = (
-        _subject_columns(SnapshotSubject.position)
+        select(
+            SnapshotSubject.position,
+            Subject.id,
+            Subject.index,
+            Subject.bbox,
+            Subject.shot_type,
+            Subject.detector_score,
+            Subject.analyzer_version,
+            Subject.parsing_mask_key,
+            Image.id,
+            Image.sha256,
+            Image.width,
+            Image.height,
+            Image.mime,
+            Image.source_id,
+            Image.licence,
+            Image.consent,
+            Image.quality,
+            Image.storage_key,
+        )
         .select_from(SnapshotSubject)
         .join(Subject, Subject.id == SnapshotSubject.subject_id)
         .join(Image, Image.id == Subject.image_id)

@@ -73,8 +73,8 @@ class TarBuilder:
     def __init__(self, mtime: int) -> None:
         self.chunks: list[bytes] = []
         self.offset = 0
-        # Every header field after the size: mtime, the checksum field as eight spaces (filled in
-        # per member), regular-file type, USTAR magic, and empty link, owner, device and prefix.
+        # The header fields but the name, size and checksum: mode, owner ids, mtime, and after the
+        # checksum the regular-file type, USTAR magic, and empty link, owner, device and prefix.
         self._mtime_field = b"%011o\0" % mtime
         self._rest = tarfile.REGTYPE + b"\0" * 100 + b"ustar\x0000"
         self._rest += b"\0" * (64 + 16 + 155)  # owner names, device numbers, name prefix
