@@ -47,8 +47,8 @@ class ExportRecord:
     caption: str = ""
     storage_key: str = ""
     parsing_mask_key: str | None = None
-    # Set when the record was read from a kept document: then `labels` is empty and the
-    # writers take the encoded pieces from it.
+    # Its labels encoded (webdataset, jsonl and cosmicman parts): the writers take the pieces
+    # from here. A record read from a kept document has this alone, and `labels` empty.
     document: LabelDocument | None = None
 
     @property
