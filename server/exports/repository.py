@@ -37,35 +37,27 @@ def model_version_names(session: Session, project_id: int) -> dict[int, str]:
     return {int(i): f"{family}:{version}" for i, family, version in rows}
 
 
-def candidate_subjects(
+def freeze_subjects(
     session: Session,
+    snapshot_id: int,
     project_id: int,
     *,
-    subject_ids: Collection[int] | None,
-    source_ids: Collection[int] | None,
-    quality: bool = True,
-) -> list[tuple[int, dict[str, Any]]]:
-    """(subject id, its image's quality metrics, or {} unless `quality`), by subject id."""
-    query = (
-        select(Subject.id, Image.quality if quality else literal(None))
-        .join(Image, Image.id == Subject.image_id)
-        .where(Subject.project_id == project_id)
-    )
-    if subject_ids is not None:
-        query = query.where(Subject.id.in_(list(subject_ids)))
-    if source_ids is not None:
-        query = query.where(Image.source_id.in_(list(source_ids)))
-    rows = session.connection().execute(query.order_by(Subject.id)).all()
-    if not quality:
-        empty: dict[str, Any] = {}
-        return [(i, empty) for i, _ in rows]
-    return [(int(i), dict(q or {})) for i, q in rows]
+    high_water: int,
+    category_ids: Collection[int],
+    states: Collection[str],
+    subject_ids: Collection[int] | None = None,
+    source_ids: Collection[int] | None = None,
+    min_quality: Mapping[str, float] | None = None,
+    changed_after: int | None = None,
+) -> int:
+    """Freeze the snapshot's subjects, positions 0.. in subject id order, in one statement (the
+    database filters and numbers them; nothing crosses to Python); returns how many.
 
-
-def subjects_with_state(
-    session: Session, project_id: int, high_water: int, category_ids: Collection[int], states: Collection[str]
-) -> set[int]:
-    """Subjects with at least one label in `states` as of the high-water mark."""
+    A subject is in when it has a label in `states` as of the high-water mark among
+    `category_ids`, and it passes the filters: its id, its image's source, each quality metric
+    at least its floor (a missing metric fails), and a label event after `changed_after`.
+    """
+    session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
     # Per subject, the first of its events in `states` that no later event (up to the mark)
     # replaced: an EXISTS stops there, where grouping every label first reads them all.
     later = aliased(LabelEvent)
@@ -87,26 +79,33 @@ def subjects_with_state(
         )
         .exists()
     )
-    query = select(Subject.id).where(Subject.project_id == project_id, in_states)
-    return set(session.scalars(query))
-
-
-def subjects_changed_between(session: Session, project_id: int, after: int, upto: int) -> set[int]:
-    query = (
-        select(LabelEvent.subject_id)
-        .join(Subject, Subject.id == LabelEvent.subject_id)
-        .where(Subject.project_id == project_id, LabelEvent.id > after, LabelEvent.id <= upto)
-        .distinct()
+    conditions = [Subject.project_id == project_id, in_states]
+    if subject_ids is not None:
+        conditions.append(Subject.id.in_(list(subject_ids)))
+    if source_ids is not None or min_quality:
+        image = select(Image.id).where(Image.id == Subject.image_id)
+        if source_ids is not None:
+            image = image.where(Image.source_id.in_(list(source_ids)))
+        for metric, floor in (min_quality or {}).items():
+            image = image.where(Image.quality[metric].as_float() >= floor)
+        conditions.append(image.exists())
+    if changed_after is not None:
+        changed = select(LabelEvent.id).where(
+            LabelEvent.subject_id == Subject.id,
+            LabelEvent.id > changed_after,
+            LabelEvent.id <= high_water,
+        )
+        conditions.append(changed.exists())
+    chosen = select(
+        literal(snapshot_id),
+        func.row_number().over(order_by=Subject.id) - 1,
+        Subject.id,
+    ).where(*conditions)
+    session.execute(insert(SnapshotSubject).from_select(["snapshot_id", "position", "subject_id"], chosen))
+    count = session.scalar(
+        select(func.count()).select_from(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id)
     )
-    return {int(i) for i in session.scalars(query)}
-
-
-def freeze_subjects(session: Session, snapshot_id: int, subject_ids: Sequence[int]) -> None:
-    session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
-    rows = [{"snapshot_id": snapshot_id, "position": p, "subject_id": s} for p, s in enumerate(subject_ids)]
-    # Through the connection: one executemany per batch, where the ORM's bulk path costs more.
-    for start in range(0, len(rows), 5000):
-        session.connection().execute(insert(SnapshotSubject), rows[start : start + 5000])
+    return int(count or 0)
 
 
 def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:

@@ -42,6 +42,7 @@ from server.exports.repository import LabelDocument
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.exports.writers import PART_WRITERS, Files, PartContext, shard_name
 from server.exports.writers import finish as finish_files
+from server.exports.writers import preload as preload_writers
 from server.orm import Project, TaxonomyVersion
 from server.orm.exports import Export, ExportPart, Snapshot
 from server.projects import service as projects
@@ -135,47 +136,34 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
     categories = repository.categories(session, snapshot.taxonomy_version_id)
     allowed = {c.full_key for c in spec.categories() if include_sensitive or not c.sensitive}
     category_ids = [c.id for c in categories if c.key in allowed]
-    candidates = repository.candidate_subjects(
-        session,
-        project.id,
-        subject_ids=filters.subject_ids,
-        source_ids=filters.source_ids,
-        quality=bool(filters.min_quality),
-    )
-    labelled = repository.subjects_with_state(
-        session, project.id, snapshot.label_event_high_water, category_ids, filters.label_states()
-    )
-    changed: set[int] | None = None
+    changed_after = None
     if filters.since_export_id is not None:
         earlier = session.get(Export, filters.since_export_id)
         assert earlier is not None
-        since = _snapshot(session, earlier).label_event_high_water
-        changed = repository.subjects_changed_between(
-            session, project.id, since, snapshot.label_event_high_water
-        )
-    chosen = [
-        subject_id
-        for subject_id, quality in candidates
-        if subject_id in labelled
-        and (changed is None or subject_id in changed)
-        and all(
-            float(quality.get(metric, float("-inf"))) >= floor
-            for metric, floor in filters.min_quality.items()
-        )
-    ]
+        changed_after = _snapshot(session, earlier).label_event_high_water
     repository.prune_documents(session, project.id, document_variant(snapshot.taxonomy_version_id))
-    repository.freeze_subjects(session, snapshot.id, chosen)
-    snapshot.subject_count = len(chosen)
+    snapshot.subject_count = repository.freeze_subjects(
+        session,
+        snapshot.id,
+        project.id,
+        high_water=snapshot.label_event_high_water,
+        category_ids=category_ids,
+        states=filters.label_states(),
+        subject_ids=filters.subject_ids,
+        source_ids=filters.source_ids,
+        min_quality=filters.min_quality,
+        changed_after=changed_after,
+    )
     sizes = (
         repository.image_bytes_by_position(session, snapshot.id)
         if options.shard_bytes is not None
-        else [0] * len(chosen)  # cut by count alone
+        else [0] * snapshot.subject_count  # cut by count alone
     )
     ranges = cut_parts(sizes, options.shard_size, options.shard_bytes)
     for index, (first, stop) in enumerate(ranges):
         session.add(ExportPart(export_id=export.id, index=index, first=first, stop=stop, status="pending"))
     export.status = "running"
-    export.counts = {"subjects": len(chosen), "parts": len(ranges)}
+    export.counts = {"subjects": snapshot.subject_count, "parts": len(ranges)}
     if not send_jobs:
         return
     for index in range(len(ranges)):
@@ -572,6 +560,7 @@ def run_here(
             return
         indexes = [p.index for p in repository.parts_of(session, export_id)]
     if processes > 1 and len(indexes) > 1:
+        preload_writers()
         db.engine.dispose()  # the children must not share the parent's connections
         context = multiprocessing.get_context("fork")
         started = (db, read_blob)

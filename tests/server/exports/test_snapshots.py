@@ -103,6 +103,7 @@ def test_filters_choose_states_subjects_sources_quality_and_changes_since(
     assert exported("no-source", source_ids=[999]) == set()
     assert exported("sharp", min_quality={"sharpness": 1e9}) == set()
     assert exported("any-quality", min_quality={"sharpness": -1.0}) == set(done)
+    assert exported("unmeasured", min_quality={"no_such_metric": -1.0}) == set()  # missing fails
     with runtime.database().session_scope() as session:
         first = session.scalar(select(Export.id).order_by(Export.id))
     _relabel(done[2], "top.color", _other_value("top.color", None))
