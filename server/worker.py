@@ -19,6 +19,7 @@ from server.core import jobs, runtime, tasknames
 from server.core.config import get_settings
 from server.core.logging import configure_logging
 from server.core.time import utcnow
+from server.exports.writers import preload as preload_export_writers
 from server.operations import service as operations
 from workers.contracts import CPU_QUEUE
 
@@ -113,6 +114,8 @@ def _remember_identity(sender: str, instance: Any, **_: Any) -> None:
     install_job_sender()
     if "prefork" not in str(instance.pool_cls).lower():
         _Heartbeat.start()
+    else:
+        preload_export_writers()  # once here, not in every pool process's first export part
 
 
 @worker_process_init.connect

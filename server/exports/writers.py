@@ -53,6 +53,14 @@ def _dumps(document: Any) -> bytes:
     return dumps(document).encode()
 
 
+def preload() -> None:
+    """Import what writing a part would import lazily: pyarrow loads pandas (about half a
+    CPU-second) the first time it is given Python lists. A process that forks part processes
+    (a worker before its pool starts, `service.run_here`) calls this once, so that its children
+    do not each pay it."""
+    _parquet_bytes(pa.table({"key": ["preload"]}))
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
