@@ -301,7 +301,7 @@ def stale_documents(
 
 class PartRecords(NamedTuple):
     records: list[ExportRecord]
-    # Documents encoded for this part, to keep (`keep_documents`), by subject id.
+    # Documents encoded for this part that may be kept (`keep_documents`), by subject id.
     variant: str
     fresh: dict[int, LabelDocument]
 
@@ -319,6 +319,10 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
     rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
     in_range = repository.in_range(snapshot.id, part.first, part.stop)
     documents = export.format in DOCUMENT_FORMATS
+    # Decided before any label is read: what is read after every older transaction ended is
+    # final, what is read while one is open may miss its events (checked later, it may have
+    # ended in between).
+    keepable = documents and _settled(session, snapshot)
     kept: dict[int, tuple[repository.Marks, LabelDocument]] = {}
     variant = document_variant(snapshot.taxonomy_version_id, filters.label_states(), include_sensitive)
     if documents:
@@ -354,7 +358,9 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
         if documents:
             encoder = AttributesEncoder(spec, {})
             for record in built:
-                record.document = fresh[record.subject_id] = encoder.document(record)
+                record.document = encoder.document(record)
+                if keepable:
+                    fresh[record.subject_id] = record.document
         records = {r.subject_id: r for r in built}
     return PartRecords(
         variant=variant,
@@ -369,13 +375,10 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
 
 
 def keep_documents(session: Session, export: Export, read: PartRecords) -> None:
-    """Keep the documents a part encoded, once nothing at or below the snapshot's marks can
-    still change (`_settled`)."""
-    if not read.fresh:
-        return
-    snapshot = _snapshot(session, export)
-    if _settled(session, snapshot):
-        repository.keep_documents(session, read.variant, marks_of(snapshot), read.fresh)
+    """Keep the documents a part encoded from labels read once nothing at or below the
+    snapshot's marks could still change (`_settled`, checked before the read)."""
+    if read.fresh:
+        repository.keep_documents(session, read.variant, marks_of(_snapshot(session, export)), read.fresh)
 
 
 def _settled(session: Session, snapshot: Snapshot) -> bool:

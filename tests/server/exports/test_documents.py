@@ -12,14 +12,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.orm import Session
 
 from server.core import runtime
 from server.exports import repository, service
 from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
 from server.exports.repository import SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
-from server.orm import ModelVersion, Prediction
+from server.orm import Category, Label, LabelEvent, ModelVersion, Prediction
 from server.orm.exports import Export, ExportDocument
 from server.taxonomy.format import load_default
 from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only, start_here
@@ -217,6 +218,61 @@ def test_documents_are_kept_only_once_transactions_older_than_the_snapshot_end(
     run_export(project_id, "jsonl", tmp_path / "after")
     assert set(_documents()) == set(reviewed["reviewed"])
     assert _contents(tmp_path / "after", "jsonl") == _contents(tmp_path / "while-open", "jsonl")
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_document_read_while_an_older_transaction_was_open_is_not_kept(
+    reviewed: dict[str, Any], tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction ends after the part read its labels and before it keeps what it read: the
+    read missed its event, so what was read must not be kept as standing for the snapshot."""
+    project_id = reviewed["project"]["id"]
+    subject, other = reviewed["reviewed"][0], reviewed["reviewed"][1]
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as late, Session(bind=late) as late_session:
+            category = late_session.scalar(select(Category).where(Category.key == "top.color"))
+            assert category is not None
+            label = late_session.scalar(
+                select(Label).where(Label.subject_id == subject, Label.category_id == category.id)
+            )
+            assert label is not None
+            corrected = _other_value("top.color", label.value)
+            late_session.add(
+                LabelEvent(
+                    label_id=label.id,
+                    subject_id=subject,
+                    category_id=category.id,
+                    actor_user_id=label.decided_by_id,
+                    from_value=label.value,
+                    to_value=corrected,
+                    from_state=label.state,
+                    to_state="verified",
+                    reason="review",
+                )
+            )
+            label.value, label.version = corrected, label.version + 1
+            late_session.flush()  # its event id is taken; it is not committed
+            _relabel(other, "top.color", _other_value("top.color", None))  # a higher id, committed
+            export_id = start_here(project_id, "jsonl", tmp_path / "racing")
+            real_keep = service.keep_documents
+
+            def commit_then_keep(session: Session, export: Export, read: service.PartRecords) -> None:
+                late_session.commit()
+                real_keep(session, export, read)
+
+            monkeypatch.setattr(service, "keep_documents", commit_then_keep)
+            service.run_here(runtime.database(), runtime.storage().get, export_id)
+    finally:
+        engine.dispose()
+    mark = _documents().get(subject, ("", 0))[1]
+    with runtime.database().session_scope() as session:
+        event_id = session.scalar(select(func.max(LabelEvent.id)).where(LabelEvent.subject_id == subject))
+    assert mark < int(event_id or 0), "a document that misses an event below its marks was kept"
+    monkeypatch.undo()
+    run_export(project_id, "jsonl", tmp_path / "next")
+    by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "next", "jsonl")}
+    assert _value_of(by_subject[subject], "top.color") == corrected
 
 
 @sqlite_only
