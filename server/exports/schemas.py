@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 ExportFormat = Literal["webdataset", "cosmicman", "jsonl", "labelstudio"]
 # Gold labels are verified ones a reviewer confirmed: they come with "verified".
 ExportState = Literal["verified", "auto_accepted"]
+# A quality metric's name, as the analyzers write them (the plan looks it up in the database).
+QualityMetric = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 class ExportFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     states: list[ExportState] = Field(default=["verified"], min_length=1)
-    min_quality: dict[str, float] = Field(
+    min_quality: dict[QualityMetric, Annotated[float, Field(allow_inf_nan=False)]] = Field(
         default_factory=dict, description="image quality metric -> minimum value"
     )
     subject_ids: list[int] | None = Field(default=None, max_length=1_000_000)

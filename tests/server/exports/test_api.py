@@ -44,6 +44,15 @@ def test_local_paths_cannot_be_chosen_over_the_api(admin: Api, project: dict[str
         assert admin.post(f"/projects/{project['id']}/exports", json=body).status_code == 422
 
 
+@sqlite_only
+def test_a_quality_floor_must_name_a_metric_and_a_finite_value(admin: Api, project: dict[str, Any]) -> None:
+    for floors in ({'sharp"ness': 0.5}, {"": 0.5}, {"sharpness": "NaN"}, {"sharpness": "Infinity"}):
+        body = {"format": "jsonl", "filters": {"min_quality": floors}}
+        response = admin.post(f"/projects/{project['id']}/exports", json=body)
+        assert response.status_code == 422, floors
+        assert "min_quality" in response.text
+
+
 def test_exports_of_another_project_are_404_and_annotators_cannot_start_one(
     admin: Api, reviewed: dict[str, Any], member_factory: Any
 ) -> None:
