@@ -18,9 +18,10 @@ inserted. Then, timed as a whole (snapshot plan, every part, manifest), in order
 Exports run their parts in `--processes` forked processes (default: the CPU count, as one
 worker's pool would), after the plan; `tar -cf` of the same image files is run before each of
 the `--repeat` exports (its median). Every timed run starts after `os.sync()`, so that no run
-pays for writing out the dirty pages of the one before (or of the seeding). The last line printed is one JSON object: {"samples", "export_sps", "tar_sps",
-"ratio", "out", "cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds",
-"tar_seconds"}; `out` (the last export) is kept for inspection.
+pays for writing out the dirty pages of the one before (or of the seeding). The last line
+printed is one JSON object: {"samples", "export_sps", "tar_sps", "ratio", "out",
+"cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds", "tar_seconds"};
+`out` (the last export) is kept for inspection.
 """
 
 from __future__ import annotations
