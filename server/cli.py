@@ -19,6 +19,7 @@ from server.core import runtime
 from server.core.config import Settings, ensure_secret, get_settings
 from server.core.errors import DomainError
 from server.exports.cli import export as export_command
+from server.exports.cli import export_documents as export_documents_command
 from server.flywheel import cli as flywheel_cli
 from server.interchange.cli import import_labelstudio as import_labelstudio_command
 
@@ -357,6 +358,7 @@ def run(demo_count: int) -> None:
 
 
 main.add_command(export_command)
+main.add_command(export_documents_command)
 main.add_command(import_labelstudio_command)
 main.add_command(flywheel_cli.round_group)
 main.add_command(flywheel_cli.eval_set)

@@ -52,6 +52,8 @@ app.conf.beat_schedule = {
     # The slow figures of large projects (funnel, work series, flywheel activity, prediction
     # count), so that their dashboard reads stored rows (server.dashboard).
     "dashboard-funnels": {"task": tasknames.DASHBOARD_STORE_FUNNELS, "schedule": 60.0},
+    # Kept export documents that label changes made stale, encoded before the next export.
+    "export-documents": {"task": tasknames.EXPORT_REFRESH_DOCUMENTS, "schedule": 300.0},
 }
 app.conf.beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
 

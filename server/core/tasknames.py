@@ -14,6 +14,8 @@ RECONCILE = "cpu.reconcile"
 EXPORT_PLAN = "cpu.export.plan"
 EXPORT_PART = "cpu.export.part"
 EXPORT_FINISH = "cpu.export.finish"
+# Encode the documents that label changes made stale, before the next export needs them (beat).
+EXPORT_REFRESH_DOCUMENTS = "cpu.export.refresh_documents"
 # The flywheel: build a round's training job, re-label after a promotion, start due rounds (beat).
 FLYWHEEL_ROUND = "cpu.flywheel.round"
 FLYWHEEL_RELABEL = "cpu.flywheel.relabel"

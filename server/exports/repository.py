@@ -7,7 +7,21 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, Table, Text, and_, case, cast, delete, func, insert, literal, select
+from sqlalchemy import (
+    Exists,
+    Row,
+    Select,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from server.core.upsert import upsert
@@ -37,6 +51,40 @@ def model_version_names(session: Session, project_id: int) -> dict[int, str]:
     return {int(i): f"{family}:{version}" for i, family, version in rows}
 
 
+def labelled_subjects(
+    project_id: int, high_water: int, category_ids: Collection[int], states: Collection[str]
+) -> Select[Any]:
+    """The ids of the project's subjects with a label in `states` as of the high-water mark."""
+    return select(Subject.id).where(
+        Subject.project_id == project_id, _labelled(high_water, category_ids, states)
+    )
+
+
+def _labelled(high_water: int, category_ids: Collection[int], states: Collection[str]) -> Exists:
+    """Whether `Subject` has a label in `states` among `category_ids` as of the mark."""
+    # Per subject, the first of its events in `states` that no later event (up to the mark)
+    # replaced: an EXISTS stops there, where grouping every label first reads them all.
+    later = aliased(LabelEvent)
+    return (
+        select(LabelEvent.id)
+        .where(
+            LabelEvent.subject_id == Subject.id,
+            LabelEvent.id <= high_water,
+            LabelEvent.category_id.in_(list(category_ids)),
+            LabelEvent.to_state.in_(list(states)),
+            ~select(later.id)
+            .where(
+                later.subject_id == LabelEvent.subject_id,
+                later.category_id == LabelEvent.category_id,
+                later.id > LabelEvent.id,
+                later.id <= high_water,
+            )
+            .exists(),
+        )
+        .exists()
+    )
+
+
 def freeze_subjects(
     session: Session,
     snapshot_id: int,
@@ -58,28 +106,7 @@ def freeze_subjects(
     at least its floor (a missing metric fails), and a label event after `changed_after`.
     """
     session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
-    # Per subject, the first of its events in `states` that no later event (up to the mark)
-    # replaced: an EXISTS stops there, where grouping every label first reads them all.
-    later = aliased(LabelEvent)
-    in_states = (
-        select(LabelEvent.id)
-        .where(
-            LabelEvent.subject_id == Subject.id,
-            LabelEvent.id <= high_water,
-            LabelEvent.category_id.in_(list(category_ids)),
-            LabelEvent.to_state.in_(list(states)),
-            ~select(later.id)
-            .where(
-                later.subject_id == LabelEvent.subject_id,
-                later.category_id == LabelEvent.category_id,
-                later.id > LabelEvent.id,
-                later.id <= high_water,
-            )
-            .exists(),
-        )
-        .exists()
-    )
-    conditions = [Subject.project_id == project_id, in_states]
+    conditions = [Subject.project_id == project_id, _labelled(high_water, category_ids, states)]
     if subject_ids is not None:
         conditions.append(Subject.id.in_(list(subject_ids)))
     if source_ids is not None or min_quality:
@@ -143,28 +170,30 @@ class SubjectRow(NamedTuple):
     storage_key: str
 
 
+_SUBJECT_COLUMNS = (
+    Subject.id,
+    Subject.index,
+    Subject.bbox,
+    Subject.shot_type,
+    Subject.detector_score,
+    Subject.analyzer_version,
+    Subject.parsing_mask_key,
+    Image.id,
+    Image.sha256,
+    Image.width,
+    Image.height,
+    Image.mime,
+    Image.source_id,
+    Image.licence,
+    Image.consent,
+    Image.quality,
+    Image.storage_key,
+)
+
+
 def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
     query = (
-        select(
-            SnapshotSubject.position,
-            Subject.id,
-            Subject.index,
-            Subject.bbox,
-            Subject.shot_type,
-            Subject.detector_score,
-            Subject.analyzer_version,
-            Subject.parsing_mask_key,
-            Image.id,
-            Image.sha256,
-            Image.width,
-            Image.height,
-            Image.mime,
-            Image.source_id,
-            Image.licence,
-            Image.consent,
-            Image.quality,
-            Image.storage_key,
-        )
+        select(SnapshotSubject.position, *_SUBJECT_COLUMNS)
         .select_from(SnapshotSubject)
         .join(Subject, Subject.id == SnapshotSubject.subject_id)
         .join(Image, Image.id == Subject.image_id)
@@ -176,6 +205,18 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
         .order_by(SnapshotSubject.position)
     )
     return [SubjectRow._make(row) for row in session.connection().execute(query).all()]
+
+
+def subjects_by_id(session: Session, subject_ids: Collection[int]) -> list[SubjectRow]:
+    """The rows of these subjects, by id (positions 0.. in that order)."""
+    query = (
+        select(*_SUBJECT_COLUMNS)
+        .join(Image, Image.id == Subject.image_id)
+        .where(Subject.id.in_(list(subject_ids)))
+        .order_by(Subject.id)
+    )
+    rows = session.connection().execute(query).all()
+    return [SubjectRow._make((position, *row)) for position, row in enumerate(rows)]
 
 
 class Marks(NamedTuple):
@@ -382,6 +423,33 @@ def keep_documents(
     table: Table = ExportDocument.__table__  # type: ignore[assignment]
     for start in range(0, len(rows), 1000):
         upsert(session, table, rows[start : start + 1000], ("subject_id", "variant"), columns)
+
+
+def document_marks(session: Session, variant: str, subject_ids: Collection[int]) -> dict[int, Marks]:
+    """Subject id -> the marks its kept document of `variant` was read at (no body read)."""
+    query = select(
+        ExportDocument.subject_id, ExportDocument.label_event_high_water, ExportDocument.prediction_high_water
+    ).where(ExportDocument.variant == variant, ExportDocument.subject_id.in_(list(subject_ids)))
+    return {int(s): Marks(int(labels), int(predictions)) for s, labels, predictions in session.execute(query)}
+
+
+def recent_export_filters(
+    session: Session, project_id: int, formats: Collection[str], limit: int
+) -> list[dict[str, Any]]:
+    """The snapshot filters of the project's latest `limit` exports in `formats`, newest first."""
+    query = (
+        select(Snapshot.filters)
+        .join(Export, Export.snapshot_id == Snapshot.id)
+        .where(Export.project_id == project_id, Export.format.in_(list(formats)))
+        .order_by(Export.id.desc())
+        .limit(limit)
+    )
+    return [dict(filters or {}) for filters in session.scalars(query)]
+
+
+def projects_with_exports(session: Session, formats: Collection[str]) -> list[int]:
+    query = select(Export.project_id).where(Export.format.in_(list(formats))).distinct()
+    return sorted(int(p) for p in session.scalars(query))
 
 
 def prune_documents(session: Session, project_id: int, keep_prefix: str) -> int:

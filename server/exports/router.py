@@ -40,6 +40,14 @@ def create_export(body: ExportCreate, session: DbSession, access: ProjectLead) -
     return _detail(session, export)
 
 
+@router.post("/projects/{project_id}/exports/documents/refresh", status_code=202)
+def refresh_documents(session: DbSession, access: ProjectLead) -> dict[str, bool]:
+    """Queue the encoding of the documents that label changes made stale (the beat also does it
+    every five minutes), so that the next export reads them instead of encoding them."""
+    service.queue_refresh(session, access.project.id)
+    return {"queued": True}
+
+
 @router.get("/projects/{project_id}/exports", response_model=list[ExportOut])
 def list_exports(session: DbSession, access: ProjectMember) -> list[ExportOut]:
     return [ExportOut.model_validate(e) for e in service.list_exports(session, access.project.id)]

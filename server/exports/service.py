@@ -15,7 +15,7 @@ import hashlib
 import json
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -43,7 +43,7 @@ from server.exports.schemas import ExportFilters, ExportOptions
 from server.exports.writers import PART_WRITERS, Files, PartContext, shard_name
 from server.exports.writers import finish as finish_files
 from server.exports.writers import preload as preload_writers
-from server.orm import Project, TaxonomyVersion
+from server.orm import Project, Subject, TaxonomyVersion
 from server.orm.exports import Export, ExportPart, Snapshot
 from server.projects import service as projects
 from server.taxonomy import service as taxonomy
@@ -132,10 +132,7 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
     filters = ExportFilters.model_validate(snapshot.filters)
     options = ExportOptions.model_validate({k: v for k, v in export.options.items() if k != "endpoint_url"})
     include_sensitive = projects.settings_of(project).include_sensitive
-    spec = _spec(session, snapshot)
-    categories = repository.categories(session, snapshot.taxonomy_version_id)
-    allowed = {c.full_key for c in spec.categories() if include_sensitive or not c.sensitive}
-    category_ids = [c.id for c in categories if c.key in allowed]
+    category_ids = _exported_category_ids(session, snapshot.taxonomy_version_id, include_sensitive)
     changed_after = None
     if filters.since_export_id is not None:
         earlier = session.get(Export, filters.since_export_id)
@@ -172,6 +169,12 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
         jobs.enqueue(session, tasknames.EXPORT_FINISH, export_id=export.id)
 
 
+def _exported_category_ids(session: Session, taxonomy_version_id: int, include_sensitive: bool) -> list[int]:
+    spec = _spec_of(session, taxonomy_version_id)
+    allowed = {c.full_key for c in spec.categories() if include_sensitive or not c.sensitive}
+    return [c.id for c in repository.categories(session, taxonomy_version_id) if c.key in allowed]
+
+
 def cut_parts(sizes: list[int], shard_size: int, shard_bytes: int | None) -> list[tuple[int, int]]:
     """Consecutive position ranges of at most `shard_size` samples and about `shard_bytes`."""
     ranges: list[tuple[int, int]] = []
@@ -201,13 +204,17 @@ _SPECS: dict[tuple[int, str], TaxonomySpec] = {}
 
 def _spec(session: Session, snapshot: Snapshot) -> TaxonomySpec:
     """The snapshot's taxonomy, parsed once per process (every part of an export reads it)."""
+    return _spec_of(session, snapshot.taxonomy_version_id)
+
+
+def _spec_of(session: Session, taxonomy_version_id: int) -> TaxonomySpec:
     content_hash = session.scalar(
-        select(TaxonomyVersion.content_hash).where(TaxonomyVersion.id == snapshot.taxonomy_version_id)
+        select(TaxonomyVersion.content_hash).where(TaxonomyVersion.id == taxonomy_version_id)
     )
-    key = (snapshot.taxonomy_version_id, str(content_hash))
+    key = (taxonomy_version_id, str(content_hash))
     spec = _SPECS.get(key)
     if spec is None:
-        version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
+        version = session.get(TaxonomyVersion, taxonomy_version_id)
         assert version is not None
         if len(_SPECS) > 16:
             _SPECS.clear()
@@ -269,14 +276,14 @@ def marks_of(snapshot: Snapshot) -> repository.Marks:
 def stale_documents(
     session: Session,
     subjects: Select[Any] | Collection[int],
-    kept: dict[int, tuple[repository.Marks, LabelDocument]],
+    kept: Mapping[int, repository.Marks],
     marks: repository.Marks,
 ) -> set[int]:
-    """The kept documents that do not stand for `marks`: a label event or prediction of their
-    subject lies between the marks they were read at and these."""
+    """The kept documents (subject id -> the marks each was read at) that do not stand for
+    `marks`: a label event or prediction of their subject lies between those marks and these."""
     if not kept:
         return set()
-    read_at = [m for m, _ in kept.values()]
+    read_at = list(kept.values())
     labels = (
         min(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
         max(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
@@ -291,9 +298,9 @@ def stale_documents(
         if document is None:
             continue
         if kind == "label":
-            ends = (document[0].label_event_high_water, marks.label_event_high_water)
+            ends = (document.label_event_high_water, marks.label_event_high_water)
         else:
-            ends = (document[0].prediction_high_water, marks.prediction_high_water)
+            ends = (document.prediction_high_water, marks.prediction_high_water)
         if min(ends) < row_id <= max(ends):
             stale.add(subject_id)
     return stale
@@ -322,14 +329,15 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
     # Decided before any label is read: what is read after every older transaction ended is
     # final, what is read while one is open may miss its events (checked later, it may have
     # ended in between).
-    keepable = documents and _settled(session, snapshot)
+    keepable = documents and _settled(session, snapshot.settles_after_xid)
     kept: dict[int, tuple[repository.Marks, LabelDocument]] = {}
     variant = document_variant(snapshot.taxonomy_version_id, filters.label_states(), include_sensitive)
     if documents:
         kept = repository.kept_documents(
             session, variant, in_range, with_aa_text=export.format == "cosmicman"
         )
-        for subject_id in stale_documents(session, in_range, kept, marks):
+        read_at = {subject_id: document_marks for subject_id, (document_marks, _) in kept.items()}
+        for subject_id in stale_documents(session, in_range, read_at, marks):
             del kept[subject_id]
     unread = [row for row in rows if row.subject_id not in kept]
     records: dict[int, ExportRecord] = {}
@@ -381,16 +389,111 @@ def keep_documents(session: Session, export: Export, read: PartRecords) -> None:
         repository.keep_documents(session, read.variant, marks_of(_snapshot(session, export)), read.fresh)
 
 
-def _settled(session: Session, snapshot: Snapshot) -> bool:
-    """Whether every transaction that could still add a label event or prediction at or below the
-    snapshot's marks has ended, so what is read at them now is final and may be kept. On SQLite
-    writes are serial and always are; on Postgres a transaction that took a lower id may commit
-    after a higher one, so every transaction up to the one that took the snapshot must be over."""
-    if snapshot.settles_after_xid is None:
+class Refreshed(NamedTuple):
+    variants: int  # the label-state sets refreshed (those of the project's recent exports)
+    documents: int  # documents encoded and kept
+    settled: bool  # False: a transaction older than the marks was still open; nothing was kept
+
+
+# A refresh keeps documents for the label-state sets of this many of the project's latest exports.
+REFRESH_RECENT_EXPORTS = 20
+
+
+def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, batch: int = 1_000) -> Refreshed:
+    """Encode now, as of the current marks, the documents the next export would otherwise encode
+    itself: for each label-state set of the project's recent document exports, the subjects with
+    a label in those states whose kept document is missing or stale (a label event or prediction
+    since). After a flywheel round re-labels most subjects, or a day of review, the next export
+    then reads kept documents as it did before. At most `limit` documents, `batch` subjects per
+    read; the beat calls this every few minutes, so a larger backlog is worked off in turns."""
+    with db.session_scope() as session:
+        project = session.get(Project, project_id)
+        if project is None or project.taxonomy_version_id is None:
+            return Refreshed(0, 0, True)
+        version_id = project.taxonomy_version_id
+        include_sensitive = projects.settings_of(project).include_sensitive
+        marks = repository.Marks(
+            repository.label_event_high_water(session), repository.prediction_high_water(session)
+        )
+        settles_after_xid = _transaction_id(session)  # as for a snapshot: read after the marks
+        state_sets: list[list[str]] = []
+        for filters in repository.recent_export_filters(
+            session, project_id, DOCUMENT_FORMATS, REFRESH_RECENT_EXPORTS
+        ):
+            try:
+                states = ExportFilters.model_validate(filters).label_states()
+            except ValueError:
+                continue  # filters stored by an older code: that export's variant is not refreshed
+            if states not in state_sets:
+                state_sets.append(states)
+    done = 0
+    for states in state_sets:
+        variant = document_variant(version_id, states, include_sensitive)
+        after = 0  # subject id: the candidates are walked in id order, `batch` at a time
+        while done < limit:
+            with db.read_scope() as session:
+                if not _settled(session, settles_after_xid):
+                    return Refreshed(len(state_sets), done, False)
+                spec = _spec_of(session, version_id)
+                category_ids = _exported_category_ids(session, version_id, include_sensitive)
+                candidates = list(
+                    session.scalars(
+                        repository.labelled_subjects(
+                            project_id, marks.label_event_high_water, category_ids, states
+                        )
+                        .where(Subject.id > after)
+                        .order_by(Subject.id)
+                        .limit(batch)
+                    )
+                )
+                if not candidates:
+                    break
+                after = candidates[-1]
+                read_at = repository.document_marks(session, variant, candidates)
+                stale = stale_documents(session, candidates, read_at, marks)
+                wanted = [s for s in candidates if s not in read_at or s in stale][: limit - done]
+                if not wanted:
+                    continue
+                categories = {c.id: c.key for c in repository.categories(session, version_id)}
+                with _collector_paused():
+                    built = build_records(
+                        spec,
+                        repository.subjects_by_id(session, wanted),
+                        repository.labels_as_of(session, marks, wanted),
+                        categories,
+                        repository.model_version_names(session, project_id),
+                        states=states,
+                        include_sensitive=include_sensitive,
+                    )
+                    encoder = AttributesEncoder(spec, {})
+                    fresh = {record.subject_id: encoder.document(record) for record in built}
+            with db.session_scope() as session:
+                repository.keep_documents(session, variant, marks, fresh)
+            done += len(fresh)
+    log.info("export.documents_refreshed", project_id=project_id, variants=len(state_sets), documents=done)
+    return Refreshed(len(state_sets), done, True)
+
+
+def projects_to_refresh(session: Session) -> list[int]:
+    """The projects whose documents the beat refreshes: those that have made a document export."""
+    return repository.projects_with_exports(session, DOCUMENT_FORMATS)
+
+
+def queue_refresh(session: Session, project_id: int) -> None:
+    jobs.enqueue(session, tasknames.EXPORT_REFRESH_DOCUMENTS, project_id=project_id)
+
+
+def _settled(session: Session, settles_after_xid: int | None) -> bool:
+    """Whether every transaction that could still add a label event or prediction at or below
+    marks read by transaction `settles_after_xid` has ended, so what is read at them now is final
+    and may be kept. On SQLite writes are serial and always are; on Postgres a transaction that
+    took a lower id may commit after a higher one, so every transaction up to the one that read
+    the marks must be over."""
+    if settles_after_xid is None:
         return session.get_bind().dialect.name != "postgresql"
     # The oldest transaction still running (or the next to start, when none is).
     oldest = session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-    return oldest is not None and int(oldest) > snapshot.settles_after_xid
+    return oldest is not None and int(oldest) > settles_after_xid
 
 
 @contextmanager

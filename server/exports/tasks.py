@@ -32,3 +32,16 @@ def finish(export_id: int) -> None:
     except Exception as exc:
         service.fail(runtime.database(), export_id, f"finish: {type(exc).__name__}: {exc}")
         raise
+
+
+@shared_task(name=tasknames.EXPORT_REFRESH_DOCUMENTS)
+def refresh_documents(project_id: int | None = None) -> dict[int, int]:
+    """One project's stale documents, or (the beat) those of every project that has exported;
+    returns project id -> documents kept."""
+    db = runtime.database()
+    if project_id is None:
+        with db.session_scope() as session:
+            project_ids = service.projects_to_refresh(session)
+    else:
+        project_ids = [project_id]
+    return {p: service.refresh_documents(db, p).documents for p in project_ids}

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import delete
 
 from server.cli import main
-from server.core import jobs, runtime
+from server.core import jobs, runtime, tasknames
 from server.exports import service
-from server.orm.exports import Export
+from server.orm.exports import Export, ExportDocument
 from tests.server.conftest import Api
 from tests.server.exports.conftest import REVIEWED, sqlite_only
 
@@ -70,9 +71,12 @@ def test_exports_of_another_project_are_404_and_annotators_cannot_start_one(
     ):
         kwargs = {"json": {"format": "jsonl"}} if method == "POST" else {}
         assert outsider.request(method, path, **kwargs).status_code == 404, path
+    refresh = f"/projects/{project_id}/exports/documents/refresh"
+    assert outsider.post(refresh).status_code == 404
     annotator = member_factory(project_id, "annotator")
     assert annotator.post(f"/projects/{project_id}/exports", json={"format": "jsonl"}).status_code == 403
     assert annotator.get(f"/projects/{project_id}/exports/{export_id}").status_code == 200
+    assert annotator.post(refresh).status_code == 403
 
 
 def test_a_cancelled_export_writes_nothing_more_and_can_be_resumed(
@@ -110,6 +114,31 @@ def test_a_cancelled_export_writes_nothing_more_and_can_be_resumed(
     assert (out / "manifest.json").is_file()
 
 
+def test_a_lead_queues_a_refresh_of_the_documents_labels_made_stale(
+    admin: Api, reviewed: dict[str, Any]
+) -> None:
+    project_id = reviewed["project"]["id"]
+    admin.post(f"/projects/{project_id}/exports", json={"format": "jsonl"})  # runs inline
+    with runtime.database().session_scope() as session:
+        session.execute(delete(ExportDocument))
+    sent: list[jobs.Job] = []
+    jobs.configure(sent.append)
+    response = admin.post(f"/projects/{project_id}/exports/documents/refresh")
+    assert (response.status_code, response.json()) == (202, {"queued": True})
+    assert [(j.name, j.kwargs) for j in sent] == [
+        (tasknames.EXPORT_REFRESH_DOCUMENTS, {"project_id": project_id})
+    ]
+    from server.exports import tasks
+
+    assert tasks.refresh_documents() == {project_id: REVIEWED}  # the beat's call: every project
+
+
+def test_the_beat_refreshes_export_documents() -> None:
+    from server.worker import app
+
+    assert tasknames.EXPORT_REFRESH_DOCUMENTS in {e["task"] for e in app.conf.beat_schedule.values()}
+
+
 @sqlite_only
 def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path: Path) -> None:
     slug = reviewed["project"]["slug"]
@@ -134,3 +163,10 @@ def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path:
         main, ["export", "--project", slug, "--out", str(forked), "--workers", "--processes", "2"]
     )
     assert refused.exit_code != 0 and "own pool" in refused.output
+    with runtime.database().session_scope() as session:
+        session.execute(delete(ExportDocument))
+    refreshed = CliRunner().invoke(main, ["export-documents", "--project", slug])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert f"kept {REVIEWED} documents for 1 label-state sets" in refreshed.output
+    missing = CliRunner().invoke(main, ["export-documents", "--project", "nope"])
+    assert missing.exit_code != 0 and "no project" in missing.output

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.core import runtime
@@ -273,6 +273,69 @@ def test_a_document_read_while_an_older_transaction_was_open_is_not_kept(
     run_export(project_id, "jsonl", tmp_path / "next")
     by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "next", "jsonl")}
     assert _value_of(by_subject[subject], "top.color") == corrected
+
+
+def test_a_refresh_encodes_what_changed_so_the_next_export_reads_no_label(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str]
+) -> None:
+    project_id = reviewed["project"]["id"]
+    corrected, undocumented = reviewed["reviewed"][0], reviewed["reviewed"][2]
+    db = runtime.database()
+    assert service.refresh_documents(db, project_id) == service.Refreshed(0, 0, True)  # no export yet
+    run_export(project_id, "jsonl", tmp_path / "first")
+    assert service.refresh_documents(db, project_id) == service.Refreshed(1, 0, True)  # none stale
+    after = _other_value("top.color", None)
+    _relabel(corrected, "top.color", after)
+    with db.session_scope() as session:
+        session.execute(delete(ExportDocument).where(ExportDocument.subject_id == undocumented))
+    reads.clear()
+
+    assert service.refresh_documents(db, project_id) == service.Refreshed(1, 2, True)
+    assert reads == [sorted([corrected, undocumented])]
+    with db.session_scope() as session:
+        latest = session.scalar(select(func.max(LabelEvent.id)))
+    assert _documents()[corrected][1] == _documents()[undocumented][1] == latest
+    reads.clear()
+    run_export(project_id, "jsonl", tmp_path / "second")
+    assert reads == [], "the export read labels the refresh had encoded"
+    by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "second", "jsonl")}
+    assert _value_of(by_subject[corrected], "top.color") == after
+    assert set(by_subject) == set(reviewed["reviewed"])
+
+
+def test_a_refresh_stops_at_its_limit_and_the_next_one_goes_on(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id = reviewed["project"]["id"]
+    db = runtime.database()
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with db.session_scope() as session:
+        session.execute(delete(ExportDocument))
+    assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == 2
+    assert len(_documents()) == 2
+    assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == REVIEWED - 2
+    assert set(_documents()) == set(reviewed["reviewed"])
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_refresh_keeps_nothing_while_a_transaction_older_than_its_marks_is_open(
+    reviewed: dict[str, Any], tmp_path: Path, database_url: str
+) -> None:
+    project_id = reviewed["project"]["id"]
+    db = runtime.database()
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with db.session_scope() as session:
+        session.execute(delete(ExportDocument))
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as open_transaction:
+            open_transaction.execute(text("SELECT pg_current_xact_id()"))  # takes an id, stays open
+            assert service.refresh_documents(db, project_id) == service.Refreshed(1, 0, False)
+            assert _documents() == {}
+            open_transaction.rollback()
+    finally:
+        engine.dispose()
+    assert service.refresh_documents(db, project_id) == service.Refreshed(1, REVIEWED, True)
 
 
 @sqlite_only
