@@ -10,18 +10,20 @@ inserted. Then, timed as a whole (snapshot plan, every part, manifest), in order
 
 1. the first export of the project (`cold`): every subject's labels are read as of the snapshot
    and encoded, and the documents are kept (`export_documents`);
-2. `--changed` of the subjects (default 1%) get a person's correction of one label, as a day of
-   review would (a label event each);
-3. `--repeat` exports of the project as it now is (`export_sps`: their median): the corrected
-   subjects are read and encoded again, the others come from their kept documents.
+2. `--repeat` times: `--changed` of the subjects (default 1%) get a person's correction of one
+   label, as a day of review would (a label event each); with `--refresh`,
+   `service.refresh_documents` (what the beat runs every five minutes) then encodes their
+   documents, timed apart (`refresh_seconds`: the median); then `tar -cf` of the same image
+   files, and an export of the project as it now is (`export_sps`: the exports' median). Without
+   `--refresh` each export reads and encodes the corrected subjects again; the others come from
+   their kept documents.
 
 Exports run their parts in `--processes` forked processes (default: the CPU count, as one
-worker's pool would), after the plan; `tar -cf` of the same image files is run before each of
-the `--repeat` exports (its median). Every timed run starts after `os.sync()`, so that no run
-pays for writing out the dirty pages of the one before (or of the seeding). The last line
-printed is one JSON object: {"samples", "export_sps", "tar_sps", "ratio", "out",
-"cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds", "tar_seconds"};
-`out` (the last export) is kept for inspection.
+worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run starts
+after `os.sync()`, so that no run pays for writing out the dirty pages of the one before (or of
+the seeding). The last line printed is one JSON object: {"samples", "export_sps", "tar_sps",
+"ratio", "out", "cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds",
+"tar_seconds", "refresh_seconds"}; `out` (the last export) is kept for inspection.
 """
 
 from __future__ import annotations
@@ -333,6 +335,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--changed", type=float, default=0.01, help="share of subjects corrected")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="after each day's corrections, encode the stale documents as the beat would (timed apart)",
+    )
     args = parser.parse_args()
     out: Path = args.out.resolve()
     if out.exists():
@@ -342,15 +349,25 @@ def main() -> None:
     started = time.perf_counter()
     project_id, keys = seed(args.samples)
     print(f"seeded {args.samples} samples in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    from server.core import runtime
     from server.core.config import get_settings
+    from server.exports import service
 
     shards = out / "webdataset"
     os.sync()
     cold_seconds, counts = export(project_id, shards, args.shard_size, args.processes)
     assert counts["samples"] == args.samples, counts
-    changed = correct_labels(project_id, args.changed)
-    times, tar_times = [], []
-    for _ in range(args.repeat):
+    times, tar_times, refresh_times = [], [], []
+    changed = 0
+    for run in range(args.repeat):
+        # Before every export, a day of review: `--changed` of the subjects corrected anew.
+        changed = correct_labels(project_id, args.changed, seed_=run + 1)
+        if args.refresh:
+            os.sync()
+            started = time.perf_counter()
+            refreshed = service.refresh_documents(runtime.database(), project_id, limit=args.samples)
+            refresh_times.append(time.perf_counter() - started)
+            assert refreshed.documents == changed, (refreshed, changed)
         # Each run starts with the kernel's dirty pages written out (seeding and the run before
         # leave hundreds of MB), and tar and the export take turns: both see the same machine.
         os.sync()
@@ -360,12 +377,14 @@ def main() -> None:
         seconds, counts = export(project_id, shards, args.shard_size, args.processes)
         assert counts["samples"] == args.samples, counts
         times.append(seconds)
+    refresh_seconds = statistics.median(refresh_times) if refresh_times else None
     export_seconds, tar_seconds = statistics.median(times), statistics.median(tar_times)
     export_sps, tar_sps = args.samples / export_seconds, args.samples / tar_seconds
     cold_sps = args.samples / cold_seconds
     print(
-        f"cold export {cold_seconds:.2f}s; exports after {changed} corrections "
+        f"cold export {cold_seconds:.2f}s; exports, each after {changed} corrections "
         f"{', '.join(f'{t:.2f}' for t in times)}s; tar {', '.join(f'{t:.2f}' for t in tar_times)}s; "
+        f"refreshes {', '.join(f'{t:.2f}' for t in refresh_times) or 'none'}; "
         f"counts {counts}",
         file=sys.stderr,
     )
@@ -383,6 +402,7 @@ def main() -> None:
                 "processes": args.processes,
                 "export_seconds": [round(t, 3) for t in times],
                 "tar_seconds": [round(t, 3) for t in tar_times],
+                "refresh_seconds": None if refresh_seconds is None else round(refresh_seconds, 3),
             }
         )
     )

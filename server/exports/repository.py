@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.orm import Session, aliased
@@ -431,6 +432,53 @@ def document_marks(session: Session, variant: str, subject_ids: Collection[int])
         ExportDocument.subject_id, ExportDocument.label_event_high_water, ExportDocument.prediction_high_water
     ).where(ExportDocument.variant == variant, ExportDocument.subject_id.in_(list(subject_ids)))
     return {int(s): Marks(int(labels), int(predictions)) for s, labels, predictions in session.execute(query)}
+
+
+def documents_to_refresh(
+    session: Session,
+    project_id: int,
+    variant: str,
+    marks: Marks,
+    category_ids: Collection[int],
+    states: Collection[str],
+    *,
+    after: int,
+    limit: int,
+) -> list[int]:
+    """The first `limit` subject ids above `after` that have a label in `states` as of the marks
+    and no document of `variant` that stands for them: none kept, or one read at earlier marks
+    with a label event or prediction of the subject since (a document read at later marks is
+    left alone: it is newer)."""
+    document = aliased(ExportDocument)
+    kept = select(document.subject_id).where(document.subject_id == Subject.id, document.variant == variant)
+    touched = [
+        select(table.id).where(
+            table.subject_id == document.subject_id,
+            table.id > mark,
+            table.id <= high_water,
+        )
+        for table, mark, high_water in (
+            (LabelEvent, document.label_event_high_water, marks.label_event_high_water),
+            (Prediction, document.prediction_high_water, marks.prediction_high_water),
+        )
+    ]
+    stale = kept.where(
+        document.label_event_high_water <= marks.label_event_high_water,
+        document.prediction_high_water <= marks.prediction_high_water,
+        or_(touched[0].exists(), touched[1].exists()),
+    )
+    query = (
+        select(Subject.id)
+        .where(
+            Subject.project_id == project_id,
+            Subject.id > after,
+            _labelled(marks.label_event_high_water, category_ids, states),
+            or_(~kept.exists(), stale.exists()),
+        )
+        .order_by(Subject.id)
+        .limit(limit)
+    )
+    return [int(i) for i in session.scalars(query)]
 
 
 def recent_export_filters(

@@ -43,7 +43,7 @@ from server.exports.schemas import ExportFilters, ExportOptions
 from server.exports.writers import PART_WRITERS, Files, PartContext, shard_name
 from server.exports.writers import finish as finish_files
 from server.exports.writers import preload as preload_writers
-from server.orm import Project, Subject, TaxonomyVersion
+from server.orm import Project, TaxonomyVersion
 from server.orm.exports import Export, ExportPart, Snapshot
 from server.projects import service as projects
 from server.taxonomy import service as taxonomy
@@ -436,24 +436,19 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
                     return Refreshed(len(state_sets), done, False)
                 spec = _spec_of(session, version_id)
                 category_ids = _exported_category_ids(session, version_id, include_sensitive)
-                candidates = list(
-                    session.scalars(
-                        repository.labelled_subjects(
-                            project_id, marks.label_event_high_water, category_ids, states
-                        )
-                        .where(Subject.id > after)
-                        .order_by(Subject.id)
-                        .limit(batch)
-                    )
+                wanted = repository.documents_to_refresh(
+                    session,
+                    project_id,
+                    variant,
+                    marks,
+                    category_ids,
+                    states,
+                    after=after,
+                    limit=min(batch, limit - done),
                 )
-                if not candidates:
-                    break
-                after = candidates[-1]
-                read_at = repository.document_marks(session, variant, candidates)
-                stale = stale_documents(session, candidates, read_at, marks)
-                wanted = [s for s in candidates if s not in read_at or s in stale][: limit - done]
                 if not wanted:
-                    continue
+                    break
+                after = wanted[-1]
                 categories = {c.id: c.key for c in repository.categories(session, version_id)}
                 with _collector_paused():
                     built = build_records(
