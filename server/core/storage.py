@@ -55,9 +55,16 @@ class LocalStorage:
             raise
 
     def get(self, key: str) -> bytes:
-        # Unbuffered, without pathlib: exports read every image through here.
-        with open(os.path.join(self.root, check_key(key)), "rb", buffering=0) as fh:
-            return fh.readall()
+        # File descriptors and one read of the size fstat gives, without a file object or
+        # pathlib (half the time per small file): exports read every image through here.
+        fd = os.open(os.path.join(self.root, check_key(key)), os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size + 1)  # one byte more: a file that grew is read to its end
+            # Fewer bytes than asked is the end of a regular file; any other count reads on.
+            return data if len(data) == size else data + _read_rest(fd)
+        finally:
+            os.close(fd)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -67,6 +74,13 @@ class LocalStorage:
 
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
+
+
+def _read_rest(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class S3Storage:
