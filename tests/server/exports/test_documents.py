@@ -16,15 +16,16 @@ from sqlalchemy import create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.core import runtime
+from server.core.db import Database
 from server.exports import repository, service
 from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
 from server.exports.repository import SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
-from server.orm import Category, Label, LabelEvent, ModelVersion, Prediction
+from server.orm import LabelEvent, ModelVersion, Prediction
 from server.orm.exports import Export, ExportDocument
 from server.taxonomy.format import load_default
 from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only, start_here
-from tests.server.exports.test_snapshots import _other_value, _relabel
+from tests.server.exports.test_snapshots import _other_value, _relabel, relabel_in
 
 
 def _value_of(document: dict[str, Any], full_key: str) -> Any:
@@ -236,28 +237,8 @@ def test_a_document_read_while_an_older_transaction_was_open_is_not_kept(
     engine = create_engine(database_url)
     try:
         with engine.connect() as late, Session(bind=late) as late_session:
-            category = late_session.scalar(select(Category).where(Category.key == "top.color"))
-            assert category is not None
-            label = late_session.scalar(
-                select(Label).where(Label.subject_id == subject, Label.category_id == category.id)
-            )
-            assert label is not None
-            corrected = _other_value("top.color", label.value)
-            late_session.add(
-                LabelEvent(
-                    label_id=label.id,
-                    subject_id=subject,
-                    category_id=category.id,
-                    actor_user_id=label.decided_by_id,
-                    from_value=label.value,
-                    to_value=corrected,
-                    from_state=label.state,
-                    to_state="verified",
-                    reason="review",
-                )
-            )
-            label.value, label.version = corrected, label.version + 1
-            late_session.flush()  # its event id is taken; it is not committed
+            # Its event id is taken, and it is not committed.
+            corrected = relabel_in(late_session, subject, "top.color", lambda v: _other_value("top.color", v))
             _relabel(other, "top.color", _other_value("top.color", None))  # a higher id, committed
             export_id = start_here(project_id, "jsonl", tmp_path / "racing")
             real_keep = service.keep_documents
@@ -308,14 +289,20 @@ def test_a_refresh_encodes_what_changed_so_the_next_export_reads_no_label(
     assert set(by_subject) == set(reviewed["reviewed"])
 
 
-def test_a_refresh_stops_at_its_limit_and_the_next_one_goes_on(
-    reviewed: dict[str, Any], tmp_path: Path
-) -> None:
-    project_id = reviewed["project"]["id"]
+def _exported_then_forgotten(project_id: int, tmp_path: Path) -> Database:
+    """The project exported once, then every kept document dropped."""
     db = runtime.database()
     run_export(project_id, "jsonl", tmp_path / "first")
     with db.session_scope() as session:
         session.execute(delete(ExportDocument))
+    return db
+
+
+def test_a_refresh_stops_at_its_limit_and_the_next_one_goes_on(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id = reviewed["project"]["id"]
+    db = _exported_then_forgotten(project_id, tmp_path)
     assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == 2
     assert len(_documents()) == 2
     assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == REVIEWED - 2
@@ -327,10 +314,7 @@ def test_a_refresh_keeps_nothing_while_a_transaction_older_than_its_marks_is_ope
     reviewed: dict[str, Any], tmp_path: Path, database_url: str
 ) -> None:
     project_id = reviewed["project"]["id"]
-    db = runtime.database()
-    run_export(project_id, "jsonl", tmp_path / "first")
-    with db.session_scope() as session:
-        session.execute(delete(ExportDocument))
+    db = _exported_then_forgotten(project_id, tmp_path)
     engine = create_engine(database_url)
     try:
         with engine.connect() as open_transaction:

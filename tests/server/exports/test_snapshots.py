@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server.core import runtime
 from server.core.time import utcnow
@@ -28,31 +30,39 @@ def _jsonl(out: Path) -> dict[int, dict[str, Any]]:
 def _relabel(subject_id: int, key: str, value: Any) -> None:
     """A reviewer changes one label: the label row and its event, as a submit writes them."""
     with runtime.database().session_scope() as session:
-        category = session.scalar(select(Category).where(Category.key == key))
-        assert category is not None
-        label = session.scalar(
-            select(Label).where(Label.subject_id == subject_id, Label.category_id == category.id)
+        relabel_in(session, subject_id, key, lambda _: value)
+
+
+def relabel_in(session: Session, subject_id: int, key: str, choose: Callable[[Any], Any]) -> Any:
+    """`_relabel` in the caller's transaction, to the value `choose(current value)`; returns it."""
+    category = session.scalar(select(Category).where(Category.key == key))
+    assert category is not None
+    label = session.scalar(
+        select(Label).where(Label.subject_id == subject_id, Label.category_id == category.id)
+    )
+    assert label is not None
+    value = choose(label.value)
+    session.add(
+        LabelEvent(
+            label_id=label.id,
+            subject_id=subject_id,
+            category_id=category.id,
+            actor_user_id=label.decided_by_id,
+            from_value=label.value,
+            to_value=value,
+            from_state=label.state,
+            to_state="verified",
+            reason="review",
         )
-        assert label is not None
-        session.add(
-            LabelEvent(
-                label_id=label.id,
-                subject_id=subject_id,
-                category_id=category.id,
-                actor_user_id=label.decided_by_id,
-                from_value=label.value,
-                to_value=value,
-                from_state=label.state,
-                to_state="verified",
-                reason="review",
-            )
-        )
-        label.value, label.state, label.version, label.updated_at = (
-            value,
-            "verified",
-            label.version + 1,
-            utcnow(),
-        )
+    )
+    label.value, label.state, label.version, label.updated_at = (
+        value,
+        "verified",
+        label.version + 1,
+        utcnow(),
+    )
+    session.flush()
+    return value
 
 
 def _other_value(key: str, current: Any) -> Any:
