@@ -52,15 +52,6 @@ def model_version_names(session: Session, project_id: int) -> dict[int, str]:
     return {int(i): f"{family}:{version}" for i, family, version in rows}
 
 
-def labelled_subjects(
-    project_id: int, high_water: int, category_ids: Collection[int], states: Collection[str]
-) -> Select[Any]:
-    """The ids of the project's subjects with a label in `states` as of the high-water mark."""
-    return select(Subject.id).where(
-        Subject.project_id == project_id, _labelled(high_water, category_ids, states)
-    )
-
-
 def _labelled(high_water: int, category_ids: Collection[int], states: Collection[str]) -> Exists:
     """Whether `Subject` has a label in `states` among `category_ids` as of the mark."""
     # Per subject, the first of its events in `states` that no later event (up to the mark)
@@ -424,14 +415,6 @@ def keep_documents(
     table: Table = ExportDocument.__table__  # type: ignore[assignment]
     for start in range(0, len(rows), 1000):
         upsert(session, table, rows[start : start + 1000], ("subject_id", "variant"), columns)
-
-
-def document_marks(session: Session, variant: str, subject_ids: Collection[int]) -> dict[int, Marks]:
-    """Subject id -> the marks its kept document of `variant` was read at (no body read)."""
-    query = select(
-        ExportDocument.subject_id, ExportDocument.label_event_high_water, ExportDocument.prediction_high_water
-    ).where(ExportDocument.variant == variant, ExportDocument.subject_id.in_(list(subject_ids)))
-    return {int(s): Marks(int(labels), int(predictions)) for s, labels, predictions in session.execute(query)}
 
 
 def documents_to_refresh(
