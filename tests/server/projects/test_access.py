@@ -461,6 +461,7 @@ ROLE_TABLE: dict[tuple[str, str], str] = {
     ("POST", "/projects/{project_id}/eval-set"): "lead",
     ("GET", "/projects/{project_id}/exports"): "annotator",
     ("POST", "/projects/{project_id}/exports"): "lead",
+    ("POST", "/projects/{project_id}/exports/documents/refresh"): "lead",
     ("GET", "/projects/{project_id}/exports/{export_id}"): "annotator",
     ("POST", "/projects/{project_id}/exports/{export_id}/cancel"): "lead",
     ("GET", "/projects/{project_id}/exports/{export_id}/files/{name}"): "annotator",
