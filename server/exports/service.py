@@ -426,6 +426,11 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
                 continue  # filters stored by an older code: that export's variant is not refreshed
             if states not in state_sets:
                 state_sets.append(states)
+        # What every batch needs, read once: the taxonomy, its categories, the model names.
+        spec = _spec_of(session, version_id)
+        category_ids = _exported_category_ids(session, version_id, include_sensitive)
+        categories = {c.id: c.key for c in repository.categories(session, version_id)}
+        model_names = repository.model_version_names(session, project_id)
     done = 0
     for states in state_sets:
         variant = document_variant(version_id, states, include_sensitive)
@@ -434,8 +439,6 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
             with db.read_scope() as session:
                 if not _settled(session, settles_after_xid):
                     return Refreshed(len(state_sets), done, False)
-                spec = _spec_of(session, version_id)
-                category_ids = _exported_category_ids(session, version_id, include_sensitive)
                 wanted = repository.documents_to_refresh(
                     session,
                     project_id,
@@ -449,14 +452,13 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
                 if not wanted:
                     break
                 after = wanted[-1]
-                categories = {c.id: c.key for c in repository.categories(session, version_id)}
                 with _collector_paused():
                     built = build_records(
                         spec,
                         repository.subjects_by_id(session, wanted),
                         repository.labels_as_of(session, marks, wanted),
                         categories,
-                        repository.model_version_names(session, project_id),
+                        model_names,
                         states=states,
                         include_sensitive=include_sensitive,
                     )
