@@ -377,23 +377,37 @@ def kept_documents(
     return kept
 
 
+# Which events lie between a kept document's marks and a snapshot's: when the id range holds at
+# most this many ids per document checked, the range itself is read (by primary key) and kept to
+# the part's subjects here; beyond, each subject's events are walked through the subject index.
+# A labelled subject has at least one event per label, so its walk is at least that long.
+RANGE_SCAN_PER_SUBJECT = 8
+
+
 def touched_between(
     session: Session,
     subjects: Select[Any] | Collection[int],
     labels: tuple[int, int],
     predictions: tuple[int, int],
+    *,
+    among: Collection[int],
 ) -> list[tuple[int, str, int]]:
-    """(subject id, "label" or "prediction", id) of the label events and predictions of
-    `subjects` with ids in the half-open ranges (low, high]."""
-    ids = subjects if isinstance(subjects, Select) else list(subjects)
+    """(subject id, "label" or "prediction", id) of the label events and predictions with ids in
+    the half-open ranges (low, high] of the subjects in `among`, which `subjects` (ids, or a
+    query of them) holds."""
     out: list[tuple[int, str, int]] = []
     for kind, table, (low, high) in (("label", LabelEvent, labels), ("prediction", Prediction, predictions)):
         if low >= high:
             continue
-        query = select(table.subject_id, table.id).where(
-            table.id > low, table.id <= high, table.subject_id.in_(ids)
-        )
-        out.extend((int(s), kind, int(i)) for s, i in session.connection().execute(query))
+        if high - low <= RANGE_SCAN_PER_SUBJECT * len(among):
+            query = select(table.subject_id, table.id).where(table.id > low, table.id <= high)
+        else:
+            ids = subjects if isinstance(subjects, Select) else list(subjects)
+            query = select(table.subject_id, table.id).where(
+                table.id > low, table.id <= high, table.subject_id.in_(ids)
+            )
+        rows = session.connection().execute(query)
+        out.extend((int(s), kind, int(i)) for s, i in rows if s in among)
     return out
 
 

@@ -293,7 +293,8 @@ def stale_documents(
         max(marks.prediction_high_water, *(m.prediction_high_water for m in read_at)),
     )
     stale: set[int] = set()
-    for subject_id, kind, row_id in repository.touched_between(session, subjects, labels, predictions):
+    touched = repository.touched_between(session, subjects, labels, predictions, among=kept.keys())
+    for subject_id, kind, row_id in touched:
         document = kept.get(subject_id)
         if document is None:
             continue

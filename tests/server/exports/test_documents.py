@@ -71,6 +71,15 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[int] | str]:
     return seen
 
 
+@pytest.fixture(params=["id-range", "subject-index"])
+def stale_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way a part finds the events between its documents' marks and its snapshot's: the id
+    range read whole, or each subject's events through the subject index."""
+    per_subject = 10**9 if request.param == "id-range" else 0
+    monkeypatch.setattr(repository, "RANGE_SCAN_PER_SUBJECT", per_subject)
+    return str(request.param)
+
+
 def _documents() -> dict[int, tuple[str, int]]:
     with runtime.database().session_scope() as session:
         rows = session.execute(
@@ -102,7 +111,7 @@ def test_a_second_export_reads_no_label_and_writes_what_the_first_wrote(
 
 
 def test_a_corrected_label_is_read_again_for_its_subject_alone(
-    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str]
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], stale_walk: str
 ) -> None:
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][1]
     run_export(project_id, "jsonl", tmp_path / "first")
@@ -125,7 +134,7 @@ def test_a_corrected_label_is_read_again_for_its_subject_alone(
 
 
 def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
-    reviewed: dict[str, Any], tmp_path: Path
+    reviewed: dict[str, Any], tmp_path: Path, stale_walk: str
 ) -> None:
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
     run_export(project_id, "jsonl", tmp_path / "first")
@@ -143,7 +152,7 @@ def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
 
 @pytest.mark.parametrize("refreshed", [False, True], ids=["export", "refresh"])
 def test_a_prediction_after_a_document_makes_it_stale(
-    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], refreshed: bool
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], refreshed: bool, stale_walk: str
 ) -> None:
     """A label's confidence comes from its model's prediction, which arrives without a label event."""
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][2]
