@@ -19,7 +19,7 @@ from server.core import jobs, runtime, tasknames
 from server.core.config import get_settings
 from server.core.logging import configure_logging
 from server.core.time import utcnow
-from server.exports.writers import preload as preload_export_writers
+from server.exports.service import preload as preload_export_parts
 from server.operations import service as operations
 from workers.contracts import CPU_QUEUE
 
@@ -117,7 +117,7 @@ def _remember_identity(sender: str, instance: Any, **_: Any) -> None:
     if "prefork" not in str(instance.pool_cls).lower():
         _Heartbeat.start()
     else:
-        preload_export_writers()  # once here, not in every pool process's first export part
+        preload_export_parts()  # once here, not in every pool process's first export part
 
 
 @worker_process_init.connect

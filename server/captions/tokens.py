@@ -87,6 +87,12 @@ def _merge_ranks(path: Path | None = None) -> dict[tuple[str, str], int]:
     return ranks
 
 
+def preload() -> None:
+    """Load the merge ranks now (about a tenth of a CPU-second): a process that forks workers
+    calls this once, so that no child pays for it on its first caption."""
+    _merge_ranks()
+
+
 def plain_text(text: str) -> bool:
     """Whether cleaning `text` only collapses its whitespace and lower-cases it: printable ASCII
     without `&` is nothing ftfy repairs and no HTML entity (captions nearly always are)."""

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from server.captions import tokens
 from server.core import runtime
 from server.core.db import Database
 from server.exports import repository, service
@@ -334,6 +335,12 @@ def test_a_refresh_keeps_nothing_while_a_transaction_older_than_its_marks_is_ope
     finally:
         engine.dispose()
     assert service.refresh_documents(db, project_id) == service.Refreshed(1, REVIEWED, True)
+
+
+def test_preloading_loads_the_caption_tokenizer_before_parts_fork() -> None:
+    tokens._merge_ranks.cache_clear()
+    service.preload()
+    assert tokens._merge_ranks.cache_info().currsize == 1  # a forked part inherits the ranks
 
 
 @sqlite_only
