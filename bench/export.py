@@ -21,9 +21,14 @@ inserted. Then, timed as a whole (snapshot plan, every part, manifest), in order
 Exports run their parts in `--processes` forked processes (default: the CPU count, as one
 worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run starts
 after `os.sync()`, so that no run pays for writing out the dirty pages of the one before (or of
-the seeding). The last line printed is one JSON object: {"samples", "export_sps", "tar_sps",
-"ratio", "out", "cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds",
-"tar_seconds", "refresh_seconds"}; `out` (the last export) is kept for inspection.
+the seeding). With `--floor`, `--repeat` runs of tar then the mandatory work alone follow: the
+same images read, written as the same three members per sample (a sample's `.txt` and `.json`
+bytes reused) through the exporter's tar builder and destination (sha256 of every byte), in
+the same processes, with no database (`floor_ratio`: tar's median over its median). The last
+line printed is one JSON object: {"samples", "export_sps", "tar_sps", "ratio", "out",
+"cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds", "tar_seconds",
+"refresh_seconds", "floor_seconds", "floor_tar_seconds", "floor_ratio"}; `out` (the last
+export) is kept for inspection.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -327,6 +333,53 @@ def tar_baseline(blob_root: Path, keys: list[str], out: Path) -> float:
     return seconds
 
 
+def _floor_shard(
+    blob_root: Path, members: tuple[bytes, bytes], out: Path, job: tuple[int, list[str]]
+) -> None:
+    """One shard of the mandatory work: each image read and written with a `.txt` and a `.json`
+    member of the export's (the first sample's bytes, for every sample), through the exporter's
+    tar builder and destination (writev, sha256 of every byte)."""
+    from server.exports.destinations import Destination
+    from server.exports.writers import TarBuilder, shard_name
+
+    index, keys = job
+    tar = TarBuilder(0)
+    caption, document = members
+    for key in keys:
+        fd = os.open(blob_root / key, os.O_RDONLY)
+        try:
+            image = os.read(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        name = Path(key).stem
+        tar.add(f"{name}.jpg", image)
+        tar.add(f"{name}.txt", caption)
+        tar.add(f"{name}.json", document)
+    Destination(str(out)).write(f"{shard_name(index)}.tar", tar.close())
+
+
+def floor(
+    blob_root: Path, keys: list[str], shards: Path, out: Path, shard_size: int, processes: int
+) -> float:
+    """Seconds for the work no exporter of these shards can skip, in `processes` forked
+    processes, with no database: what an export costs beyond it is reading and encoding labels."""
+    import functools
+    import multiprocessing
+
+    with tarfile.open(shards / "00000.tar") as tar:
+        handles = [tar.extractfile(name) for name in tar.getnames()[1:3]]  # a sample's .txt, .json
+        caption, document = (handle.read() if handle else b"" for handle in handles)
+    jobs = list(enumerate(keys[i : i + shard_size] for i in range(0, len(keys), shard_size)))
+    target = out / "floor"
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        shard = functools.partial(_floor_shard, blob_root, (caption, document), target)
+        list(pool.imap_unordered(shard, jobs))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(target)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=20000)
@@ -335,6 +388,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--changed", type=float, default=0.01, help="share of subjects corrected")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="then time the mandatory work alone (read, tar, sha256, write; no database), against tar",
+    )
     parser.add_argument(
         "--refresh",
         action="store_true",
@@ -377,6 +435,15 @@ def main() -> None:
         seconds, counts = export(project_id, shards, args.shard_size, args.processes)
         assert counts["samples"] == args.samples, counts
         times.append(seconds)
+    floor_times, floor_tar_times = [], []
+    if args.floor:  # after the exports: their shards give the members' sizes; tar alternates
+        for _ in range(args.repeat):
+            os.sync()
+            floor_tar_times.append(tar_baseline(get_settings().blob_dir, keys, out))
+            os.sync()
+            floor_times.append(
+                floor(get_settings().blob_dir, keys, shards, out, args.shard_size, args.processes)
+            )
     refresh_seconds = statistics.median(refresh_times) if refresh_times else None
     export_seconds, tar_seconds = statistics.median(times), statistics.median(tar_times)
     export_sps, tar_sps = args.samples / export_seconds, args.samples / tar_seconds
@@ -403,6 +470,13 @@ def main() -> None:
                 "export_seconds": [round(t, 3) for t in times],
                 "tar_seconds": [round(t, 3) for t in tar_times],
                 "refresh_seconds": None if refresh_seconds is None else round(refresh_seconds, 3),
+                "floor_seconds": [round(t, 3) for t in floor_times] or None,
+                "floor_tar_seconds": [round(t, 3) for t in floor_tar_times] or None,
+                "floor_ratio": (
+                    round(statistics.median(floor_tar_times) / statistics.median(floor_times), 3)
+                    if floor_times
+                    else None
+                ),
             }
         )
     )
