@@ -19,9 +19,10 @@ inserted. Then, timed as a whole (snapshot plan, every part, manifest), in order
    their kept documents.
 
 Exports run their parts in `--processes` forked processes (default: the CPU count, as one
-worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run starts
-after `os.sync()`, so that no run pays for writing out the dirty pages of the one before (or of
-the seeding). With `--floor`, `--repeat` runs of tar then the mandatory work alone follow: the
+worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run first
+removes its own previous output, then starts after `os.sync()`, so that no run pays for writing
+out the dirty pages of the one before (or of the seeding), and all write into memory the kernel
+has just freed (see `main`). With `--floor`, `--repeat` runs of tar then the mandatory work alone follow: the
 same images read, written as the same three members per sample (a sample's `.txt` and `.json`
 bytes reused) through the exporter's tar builder and destination (sha256 of every byte), in
 the same processes, with no database (`floor_ratio`: tar's median over its median). The last
@@ -322,13 +323,16 @@ def export(project_id: int, out: Path, shard_size: int, processes: int = 1) -> t
 
 
 def tar_baseline(blob_root: Path, keys: list[str], out: Path) -> float:
+    """Seconds for `tar -cf` of the image files. Like every timed run here, it first removes its
+    previous output and syncs; the archive is kept until the next run (`_clean` at the end)."""
     listing = out / "tar-files.txt"
     listing.write_text("\n".join(keys) + "\n")
     target = out / "tar-baseline.tar"
+    target.unlink(missing_ok=True)
+    os.sync()
     started = time.perf_counter()
     subprocess.run(["tar", "-cf", str(target), "-C", str(blob_root), "-T", str(listing)], check=True)
     seconds = time.perf_counter() - started
-    target.unlink()
     listing.unlink()
     return seconds
 
@@ -371,13 +375,13 @@ def floor(
         caption, document = (handle.read() if handle else b"" for handle in handles)
     jobs = list(enumerate(keys[i : i + shard_size] for i in range(0, len(keys), shard_size)))
     target = out / "floor"
+    shutil.rmtree(target, ignore_errors=True)  # the previous run's, as before every timed run
+    os.sync()
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         shard = functools.partial(_floor_shard, blob_root, (caption, document), target)
         list(pool.imap_unordered(shard, jobs))
-    seconds = time.perf_counter() - started
-    shutil.rmtree(target)
-    return seconds
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -415,6 +419,13 @@ def main() -> None:
     os.sync()
     cold_seconds, counts = export(project_id, shards, args.shard_size, args.processes)
     assert counts["samples"] == args.samples, counts
+    # Every timed run removes its own previous output right before it starts (the export its
+    # folder, tar its archive, the floor its folder), so that each writes into memory the
+    # kernel has just freed: on a VM that hands freed memory back to its host, writing into
+    # memory the host took back costs several times more, and more for large writes than for
+    # tar's 10 KB ones. An untimed tar gives the first timed one an archive to remove.
+    blob_dir = get_settings().blob_dir
+    tar_baseline(blob_dir, keys, out)
     times, tar_times, refresh_times = [], [], []
     changed = 0
     for run in range(args.repeat):
@@ -428,22 +439,20 @@ def main() -> None:
             assert refreshed.documents == changed, (refreshed, changed)
         # Each run starts with the kernel's dirty pages written out (seeding and the run before
         # leave hundreds of MB), and tar and the export take turns: both see the same machine.
-        os.sync()
-        tar_times.append(tar_baseline(get_settings().blob_dir, keys, out))
-        shutil.rmtree(shards)  # as every run: a fresh folder
+        tar_times.append(tar_baseline(blob_dir, keys, out))
+        shutil.rmtree(shards)  # its previous output, as before every timed run
         os.sync()
         seconds, counts = export(project_id, shards, args.shard_size, args.processes)
         assert counts["samples"] == args.samples, counts
         times.append(seconds)
     floor_times, floor_tar_times = [], []
     if args.floor:  # after the exports: their shards give the members' sizes; tar alternates
+        floor(blob_dir, keys, shards, out, args.shard_size, args.processes)  # an output to remove
         for _ in range(args.repeat):
-            os.sync()
-            floor_tar_times.append(tar_baseline(get_settings().blob_dir, keys, out))
-            os.sync()
-            floor_times.append(
-                floor(get_settings().blob_dir, keys, shards, out, args.shard_size, args.processes)
-            )
+            floor_tar_times.append(tar_baseline(blob_dir, keys, out))
+            floor_times.append(floor(blob_dir, keys, shards, out, args.shard_size, args.processes))
+        shutil.rmtree(out / "floor")
+    (out / "tar-baseline.tar").unlink()
     refresh_seconds = statistics.median(refresh_times) if refresh_times else None
     export_seconds, tar_seconds = statistics.median(times), statistics.median(tar_times)
     export_sps, tar_sps = args.samples / export_seconds, args.samples / tar_seconds
