@@ -100,3 +100,21 @@ def test_a_read_scope_on_sqlite_does_not_hold_back_a_writer(tmp_path: Any) -> No
     finally:
         writer.dispose()
         database.dispose()
+
+
+def test_sqlite_connections_read_through_a_memory_map_and_see_other_writers(tmp_path: Any) -> None:
+    database = db.Database(f"sqlite:///{tmp_path / 'mapped.db'}")
+    other = create_engine(f"sqlite:///{tmp_path / 'mapped.db'}")
+    try:
+        with database.session_scope() as session:
+            assert session.execute(text("PRAGMA mmap_size")).scalar() == db.SQLITE_MMAP_BYTES
+            session.execute(text("CREATE TABLE t (x BLOB)"))
+            session.execute(text("INSERT INTO t VALUES (zeroblob(100000))"))
+        with other.begin() as conn:  # a writer without the map: the mapped reader sees its rows
+            conn.execute(text("UPDATE t SET x = randomblob(100000)"))
+            written = conn.execute(text("SELECT x FROM t")).scalar()
+        with database.read_scope() as reading:
+            assert reading.execute(text("SELECT x FROM t")).scalar() == written
+    finally:
+        other.dispose()
+        database.dispose()
