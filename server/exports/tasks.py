@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import structlog
 from celery import shared_task
 
 from server.core import runtime, tasknames
 from server.exports import service
+
+log = structlog.get_logger(__name__)
 
 
 @shared_task(name=tasknames.EXPORT_PLAN)
@@ -37,11 +40,22 @@ def finish(export_id: int) -> None:
 @shared_task(name=tasknames.EXPORT_REFRESH_DOCUMENTS)
 def refresh_documents(project_id: int | None = None) -> dict[int, int]:
     """One project's stale documents, or (the beat) those of every project that has exported;
-    returns project id -> documents kept."""
+    returns project id -> documents kept. On the beat a project whose refresh fails is logged and
+    the others still run; the task then fails, naming the projects that did."""
     db = runtime.database()
-    if project_id is None:
-        with db.session_scope() as session:
-            project_ids = service.projects_to_refresh(session)
-    else:
-        project_ids = [project_id]
-    return {p: service.refresh_documents(db, p).documents for p in project_ids}
+    if project_id is not None:
+        return {project_id: service.refresh_documents(db, project_id).documents}
+    with db.session_scope() as session:
+        project_ids = service.projects_to_refresh(session)
+    kept: dict[int, int] = {}
+    failed: dict[int, Exception] = {}
+    for project in project_ids:
+        try:
+            kept[project] = service.refresh_documents(db, project).documents
+        except Exception as exc:
+            log.exception("export.refresh_failed", project_id=project)
+            failed[project] = exc
+    if failed:
+        names = ", ".join(f"{p} ({type(e).__name__}: {e})" for p, e in failed.items())
+        raise RuntimeError(f"document refresh failed for projects {names}") from next(iter(failed.values()))
+    return kept

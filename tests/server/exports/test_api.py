@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from server.cli import main
 from server.core import jobs, runtime, tasknames
 from server.exports import service
 from server.orm.exports import Export, ExportDocument
 from tests.server.conftest import Api
-from tests.server.exports.conftest import REVIEWED, sqlite_only
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
 
 
 def test_a_lead_exports_through_the_api_and_downloads_the_files(admin: Api, reviewed: dict[str, Any]) -> None:
@@ -131,6 +131,32 @@ def test_a_lead_queues_a_refresh_of_the_documents_labels_made_stale(
     from server.exports import tasks
 
     assert tasks.refresh_documents() == {project_id: REVIEWED}  # the beat's call: every project
+
+
+def test_one_projects_failed_refresh_does_not_stop_the_beats_refresh_of_the_others(
+    reviewed: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.exports import tasks
+
+    project_id = reviewed["project"]["id"]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with runtime.database().session_scope() as session:
+        session.execute(delete(ExportDocument))
+    broken = project_id + 1000  # a project listed before it whose refresh fails
+    real = service.refresh_documents
+
+    def refresh(db: Any, project: int, **kwargs: Any) -> service.Refreshed:
+        if project == broken:
+            raise OSError("disk full")
+        return real(db, project, **kwargs)
+
+    monkeypatch.setattr(service, "projects_to_refresh", lambda _session: [broken, project_id])
+    monkeypatch.setattr(service, "refresh_documents", refresh)
+    with pytest.raises(RuntimeError, match=rf"projects {broken} \(OSError: disk full\)"):
+        tasks.refresh_documents()
+    with runtime.database().session_scope() as session:
+        kept = session.scalar(select(func.count()).select_from(ExportDocument))
+    assert kept == REVIEWED  # the project after the failed one was refreshed all the same
 
 
 def test_the_beat_refreshes_export_documents() -> None:
