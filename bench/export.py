@@ -22,14 +22,14 @@ Exports run their parts in `--processes` forked processes (default: the CPU coun
 worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run first
 removes its own previous output, then starts after `os.sync()`, so that no run pays for writing
 out the dirty pages of the one before (or of the seeding), and all write into memory the kernel
-has just freed (see `main`). With `--floor`, `--repeat` runs of tar then the mandatory work alone follow: the
-same images read, written as the same three members per sample (a sample's `.txt` and `.json`
-bytes reused) through the exporter's tar builder and destination (sha256 of every byte), in
-the same processes, with no database (`floor_ratio`: tar's median over its median). The last
-line printed is one JSON object: {"samples", "export_sps", "tar_sps", "ratio", "out",
-"cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds", "tar_seconds",
-"refresh_seconds", "floor_seconds", "floor_tar_seconds", "floor_ratio"}; `out` (the last
-export) is kept for inspection.
+has just freed (see `main`). With `--floor`, `--repeat` runs of tar then the mandatory work
+alone follow: the same images read, written as the same three members per sample (a sample's
+`.txt` and `.json` bytes reused) through the exporter's tar builder and destination (sha256 of
+every byte), in the same processes, with no database (`floor_ratio`: tar's median over its
+median). The last line printed is one JSON object: {"samples", "export_sps", "tar_sps",
+"ratio", "out", "cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds",
+"tar_seconds", "refresh_seconds", "floor_seconds", "floor_tar_seconds", "floor_ratio"}; `out`
+(the last export) is kept for inspection.
 """
 
 from __future__ import annotations
@@ -324,7 +324,8 @@ def export(project_id: int, out: Path, shard_size: int, processes: int = 1) -> t
 
 def tar_baseline(blob_root: Path, keys: list[str], out: Path) -> float:
     """Seconds for `tar -cf` of the image files. Like every timed run here, it first removes its
-    previous output and syncs; the archive is kept until the next run (`_clean` at the end)."""
+    previous output and syncs; the archive is kept until the next run (the last is removed at the
+    end of `main`)."""
     listing = out / "tar-files.txt"
     listing.write_text("\n".join(keys) + "\n")
     target = out / "tar-baseline.tar"
