@@ -343,21 +343,18 @@ def _floor_shard(
 ) -> None:
     """One shard of the mandatory work: each image read and written with a `.txt` and a `.json`
     member of the export's (the first sample's bytes, for every sample), through the exporter's
-    tar builder and destination (writev, sha256 of every byte)."""
+    blob reader, tar builder and destination (writev, sha256 of every byte)."""
+    from server.core.storage import LocalStorage
     from server.exports.destinations import Destination
     from server.exports.writers import TarBuilder, shard_name
 
     index, keys = job
     tar = TarBuilder(0)
     caption, document = members
+    read = LocalStorage(blob_root).get  # as the export reads its images
     for key in keys:
-        fd = os.open(blob_root / key, os.O_RDONLY)
-        try:
-            image = os.read(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
         name = Path(key).stem
-        tar.add(f"{name}.jpg", image)
+        tar.add(f"{name}.jpg", read(key))
         tar.add(f"{name}.txt", caption)
         tar.add(f"{name}.json", document)
     Destination(str(out)).write(f"{shard_name(index)}.tar", tar.close())
@@ -372,7 +369,8 @@ def floor(
     import multiprocessing
 
     with tarfile.open(shards / "00000.tar") as tar:
-        handles = [tar.extractfile(name) for name in tar.getnames()[1:3]]  # a sample's .txt, .json
+        tar.next()  # the first sample's image, then its .txt and .json
+        handles = [tar.extractfile(member) for member in (tar.next(), tar.next()) if member]
         caption, document = (handle.read() if handle else b"" for handle in handles)
     jobs = list(enumerate(keys[i : i + shard_size] for i in range(0, len(keys), shard_size)))
     target = out / "floor"
