@@ -23,7 +23,10 @@ CAPTION_TOKENS = 77
 # changes what a document holds (the caption composer, `AttributesEncoder.body`, aa_text), so
 # that documents kept by the code before are not taken for current ones.
 # tests/server/exports/test_documents.py fails when a document's bytes change and it did not.
-DOCUMENT_VERSION = 1
+DOCUMENT_VERSION = 2
+# The layout of a sample's attributes document (`attributes_document`), named in the manifest:
+# 1 said every label's provenance beside its value; 2 groups it (a third of the bytes).
+ATTRIBUTES_FORMAT = 2
 SHOT_GROUP = "shot"
 
 
@@ -329,28 +332,57 @@ def label_states(record: ExportRecord) -> dict[str, int]:
 def attributes_document(
     spec: TaxonomySpec, record: ExportRecord, snapshot: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The WebDataset `.json` (and JSONL line): labels by region and by group, with provenance."""
+    """The WebDataset `.json` (and JSONL line), format 2:
+    - `regions`: region -> category -> value, in taxonomy order;
+    - `provenance`: one entry per way labels were decided (state, person or model, the last
+      model version that spoke), in the order the labels first say it, each with its labels'
+      full keys -> that model's confidence (null: none);
+    - `groups`: caption group -> attribute -> caption words, for the groups the sample has, in
+      taxonomy order (their nouns and parsing ids are the manifest's `groups`)."""
     index = spec_index(spec)
     regions: dict[str, dict[str, Any]] = {}
+    provenance: dict[tuple[str, bool, str | None], dict[str, Any]] = {}
     for key, label in record.labels.items():
         category = index.categories[key]
         region = regions.get(category.region)
         if region is None:
             region = regions[category.region] = {}
-        region[category.key] = {
-            "value": label.value,
-            "state": label.state,
-            "decided_by": "person" if label.decided_by_person else "model",
-            "model_version": label.model_version,
-            "confidence": label.confidence,
-        }
-    groups = [
-        {"group": group.key, "noun": group.noun, "attributes": attributes, "parsing_ids": ids}
-        for group, attributes, ids in zip(
-            index.groups, attribute_groups(spec, record), index.group_ids, strict=True
-        )
+        region[category.key] = label.value
+        said = (label.state, label.decided_by_person, label.model_version)
+        entry = provenance.get(said)
+        if entry is None:
+            entry = provenance[said] = _provenance(*said) | {"labels": {}}
+        entry["labels"][key] = label.confidence
+    groups = {
+        group.key: attributes
+        for group, attributes in zip(index.groups, attribute_groups(spec, record), strict=True)
+        if attributes
+    }
+    return {
+        **_head(record),
+        "regions": regions,
+        "provenance": list(provenance.values()),
+        "groups": groups,
+        "snapshot": dict(snapshot),
+    }
+
+
+def _provenance(state: str, decided_by_person: bool, model_version: str | None) -> dict[str, Any]:
+    return {
+        "state": state,
+        "decided_by": "person" if decided_by_person else "model",
+        "model_version": model_version,
+    }
+
+
+def caption_groups(spec: TaxonomySpec) -> list[dict[str, Any]]:
+    """The manifest's `groups`: each caption group after the shot phrase, in taxonomy order, with
+    its noun and parsing ids (what samples' `groups` leave out)."""
+    index = spec_index(spec)
+    return [
+        {"group": group.key, "noun": group.noun, "parsing_ids": ids}
+        for group, ids in zip(index.groups, index.group_ids, strict=True)
     ]
-    return {**_head(record), "regions": regions, "groups": groups, "snapshot": dict(snapshot)}
 
 
 def _head(record: ExportRecord) -> dict[str, Any]:
@@ -384,14 +416,7 @@ class AttributesEncoder:
         self.index = spec_index(spec)
         self._tail = f',"snapshot":{dumps(dict(snapshot))}}}'.encode()
         self._labels: dict[tuple[object, ...], _Encoded] = {}
-        self._groups = [
-            (
-                group.key,
-                f'{{"group":{dumps(group.key)},"noun":{dumps(group.noun)},"attributes":',
-                f',"parsing_ids":{dumps(ids)}}}',
-            )
-            for group, ids in zip(self.index.groups, self.index.group_ids, strict=True)
-        ]
+        self._groups = [(group.key, f"{dumps(group.key)}:{{") for group in self.index.groups]
 
     def encode(self, record: ExportRecord) -> bytes:
         """The document, UTF-8."""
@@ -410,9 +435,10 @@ class AttributesEncoder:
         )
 
     def body(self, record: ExportRecord) -> bytes:
-        """`"regions":{...},"groups":[...]` of the attributes document, UTF-8."""
+        """`"regions":{...},"provenance":[...],"groups":{...}` of the attributes document, UTF-8."""
         known = self._labels
         regions: dict[str, list[str]] = {}
+        provenance: dict[str, list[str]] = {}
         groups: dict[str, dict[str, str]] = {}
         for full_key, label in record.labels.items():
             value, state, by_person, model_version, confidence = label
@@ -427,52 +453,56 @@ class AttributesEncoder:
                     encoded = known[key] = self._encoded(full_key, label)
             if encoded is None:
                 encoded = self._encoded(full_key, label)
-            region, head, group, attribute, words = encoded
+            region, said, source, name, group, attribute, words = encoded
             # `x - x == 0` holds for finite floats only: NaN and infinities go through json.
             number = (
                 float.__repr__(confidence)
                 if confidence.__class__ is float and confidence - confidence == 0
                 else dumps(confidence)
             )
-            said = regions.get(region)
-            if said is None:
-                said = regions[region] = []
-            said.append(head + number + "}")
+            values = regions.get(region)
+            if values is None:
+                values = regions[region] = []
+            values.append(said)
+            confidences = provenance.get(source)
+            if confidences is None:
+                confidences = provenance[source] = []
+            confidences.append(name + number)
             if words is not None:
                 attributes = groups.get(group)
                 if attributes is None:
                     attributes = groups[group] = {}
                 attributes[attribute] = words  # a later category of the same key wins, in place
         out = ['"regions":{']
-        out.append(",".join([region + ",".join(said) + "}" for region, said in regions.items()]))
-        out.append('},"groups":[')
-        encoded_groups = []
-        for group_key, opening, closing in self._groups:
-            group_attributes = groups.get(group_key)
-            middle = "{" + ",".join(group_attributes.values()) + "}" if group_attributes else "null"
-            encoded_groups.append(opening + middle + closing)
-        out.append(",".join(encoded_groups))
-        out.append("]")
+        out.append(",".join([region + ",".join(values) + "}" for region, values in regions.items()]))
+        out.append('},"provenance":[')
+        out.append(",".join([source + ",".join(said) + "}}" for source, said in provenance.items()]))
+        out.append('],"groups":{')
+        out.append(
+            ",".join(
+                [
+                    opening + ",".join(attributes.values()) + "}"
+                    for group_key, opening in self._groups
+                    if (attributes := groups.get(group_key))
+                ]
+            )
+        )
+        out.append("}")
         return "".join(out).encode()
 
     def _encoded(self, full_key: str, label: LabelValue) -> _Encoded:
         category = self.index.categories[full_key]
-        text = dumps(
-            {
-                "value": label.value,
-                "state": label.state,
-                "decided_by": "person" if label.decided_by_person else "model",
-                "model_version": label.model_version,
-            }
-        )
         name = dumps(category.key)
-        said = category.group is not None and category.group != SHOT_GROUP
+        source = dumps(_provenance(label.state, label.decided_by_person, label.model_version))
+        in_group = category.group is not None and category.group != SHOT_GROUP
         return _Encoded(
             region=dumps(category.region) + ":{",
-            head=f'{name}:{text[:-1]},"confidence":',
+            said=f"{name}:{dumps(label.value)}",
+            source=source[:-1] + ',"labels":{',
+            name=dumps(full_key) + ":",
             group=category.group or "",
             attribute=category.key,
-            words=f"{name}:{dumps(_words(category, label.value))}" if said else None,
+            words=f"{name}:{dumps(_words(category, label.value))}" if in_group else None,
         )
 
 
@@ -480,7 +510,9 @@ class _Encoded(NamedTuple):
     """One label's JSON pieces, but its confidence."""
 
     region: str  # `"region":{`
-    head: str  # `"key":{"value":...,"confidence":`
+    said: str  # `"key":value` in its region
+    source: str  # `{"state":...,"decided_by":...,"model_version":...,"labels":{` in provenance
+    name: str  # `"region.key":`, before its confidence in its provenance's labels
     group: str  # its caption group, when `words` is said there
     attribute: str
     words: str | None  # `"key":words` in its group's attributes

@@ -32,10 +32,12 @@ from server.core.time import utcnow
 from server.exports import repository
 from server.exports.destinations import Destination
 from server.exports.records import (
+    ATTRIBUTES_FORMAT,
     DOCUMENT_VERSION,
     AttributesEncoder,
     ExportRecord,
     build_records,
+    caption_groups,
     label_states,
     record_of,
 )
@@ -615,6 +617,9 @@ def finish(db: Database, read_blob: ReadBlob, export_id: int) -> None:
             "include_sensitive": include_sensitive,
             "counts": counts,
         }
+        if fmt in ("webdataset", "jsonl"):
+            manifest_head["attributes_format"] = ATTRIBUTES_FORMAT
+            manifest_head["groups"] = caption_groups(context.spec)
         if fmt == "webdataset":
             manifest_head["members"] = ["<image: jpg|png|webp>", "txt", "json"]
             manifest_head["shards"] = [f"{shard_name(p.index)}.tar" for p in parts]

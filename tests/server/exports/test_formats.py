@@ -71,7 +71,7 @@ def test_jsonl_has_one_record_per_subject(reviewed: dict[str, Any], tmp_path: Pa
     run_export(reviewed["project"]["id"], "jsonl", tmp_path / "j")
     lines = [json.loads(line) for line in (tmp_path / "j" / "labels.jsonl").read_text().splitlines()]
     assert [doc["subject_id"] for doc in lines] == reviewed["reviewed"]
-    assert all(doc["caption"] and doc["regions"]["shot"]["type"]["value"] for doc in lines)
+    assert all(doc["caption"] and doc["regions"]["shot"]["type"] for doc in lines)
 
 
 @sqlite_only

@@ -91,11 +91,11 @@ def test_a_label_changed_after_the_snapshot_does_not_show_up(
 
     service.run_here(runtime.database(), runtime.storage().get, export_id)
     frozen = _jsonl(tmp_path / "frozen")[subject]
-    assert frozen["regions"]["top"]["color"]["value"] == before
+    assert frozen["regions"]["top"]["color"] == before
 
     fresh = run_export(project_id, "jsonl", tmp_path / "fresh")
     assert fresh.status == "done"
-    assert _jsonl(tmp_path / "fresh")[subject]["regions"]["top"]["color"]["value"] == after
+    assert _jsonl(tmp_path / "fresh")[subject]["regions"]["top"]["color"] == after
 
 
 def test_filters_choose_states_subjects_sources_quality_and_changes_since(
@@ -159,3 +159,7 @@ def test_manifest_counts_and_checksums_equal_the_database_and_the_files(
         assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     assert manifest["snapshot"]["label_event_high_water"] > 0
     assert manifest["taxonomy"]["name"] == "human-v1"
+    # What every sample's groups leave out is said once, here, in taxonomy order.
+    assert manifest["attributes_format"] == 2
+    assert [g["group"] for g in manifest["groups"]] == [g.key for g in spec.caption_groups if g.key != "shot"]
+    assert all(isinstance(g["noun"], str) and g["parsing_ids"] for g in manifest["groups"])

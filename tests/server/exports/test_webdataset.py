@@ -43,10 +43,13 @@ def test_shards_read_back_with_webdataset_and_hugging_face_datasets(
         assert isinstance(sample["jpg"], Image.Image) and sample["jpg"].size == (384, 512)
         assert sample["txt"] == sample["json"]["caption"] and sample["txt"].startswith("a ")
         assert context_tokens(sample["txt"]) <= 77
-        assert sample["json"]["regions"]["top"]["color"]["decided_by"] == "person"
-        assert sample["json"]["regions"]["top"]["color"]["state"] == "verified"
-        assert sample["json"]["regions"]["top"]["color"]["model_version"]
-        assert [g["group"] for g in sample["json"]["groups"]][:2] == ["identity", "body_shape"]
+        said = [entry for entry in sample["json"]["provenance"] if "top.color" in entry["labels"]]
+        assert len(said) == 1 and said[0]["decided_by"] == "person" and said[0]["state"] == "verified"
+        assert said[0]["model_version"]
+        assert isinstance(sample["json"]["regions"]["top"]["color"], str)
+        labelled = {key for entry in sample["json"]["provenance"] for key in entry["labels"]}
+        assert labelled == {f"{r}.{k}" for r, said_ in sample["json"]["regions"].items() for k in said_}
+        assert list(sample["json"]["groups"])[:2] == ["identity", "body_shape"]
     # The per-shard parquet index points at each sample's image inside the tar.
     for shard in _shards(out):
         index = pq.read_table(shard.replace(".tar", ".parquet")).to_pylist()
