@@ -67,7 +67,7 @@ def task_of(spec: TaxonomySpec, record: ExportRecord, image_url: str) -> dict[st
         "data": {
             IMAGE_FIELD: image_url,
             "subject_id": record.subject_id,
-            "image_sha256": record.image["sha256"],
+            "image_sha256": record.row.sha256,
             "caption": record.caption,
         },
         "predictions": predictions,

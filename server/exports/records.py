@@ -43,8 +43,7 @@ class ExportRecord:
     key: str  # sample key: digits only, so no dot and no path can hide in it
     subject_id: int
     image_name: str  # `<key>.<ext>`: where the image bytes go, relative to the export
-    image: dict[str, Any]  # id, sha256, width, height, mime, source_id, licence, consent, quality
-    subject: dict[str, Any]  # index, bbox, shot_type, detector_score, analyzer_version
+    row: SubjectRow  # its subject's and image's columns
     labels: dict[str, LabelValue]  # category full key -> value, in taxonomy order
     predictions: dict[str, dict[str, tuple[Any, float]]] = field(default_factory=dict)
     caption: str = ""
@@ -57,6 +56,39 @@ class ExportRecord:
     @property
     def ext(self) -> str:
         return self.image_name.rsplit(".", 1)[1]
+
+    @property
+    def image(self) -> dict[str, Any]:
+        """id, sha256, width, height, mime, source_id, licence, consent, quality."""
+        row = self.row
+        return {
+            "id": row.image_id,
+            "sha256": row.sha256,
+            "width": row.width,
+            "height": row.height,
+            "mime": row.mime,
+            "source_id": row.source_id,
+            "licence": row.licence,
+            "consent": row.consent,
+            "quality": json.loads(_quality_text(row.quality)),
+        }
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """index, bbox, shot_type, detector_score, analyzer_version."""
+        row = self.row
+        return {
+            "index": row.subject_index,
+            "bbox": None if row.bbox is None else json.loads(row.bbox),
+            "shot_type": row.shot_type,
+            "detector_score": row.detector_score,
+            "analyzer_version": row.analyzer_version,
+        }
+
+
+def _quality_text(text: str | None) -> str:
+    """An image's quality metrics as JSON text: an object, `{}` when it has none."""
+    return "{}" if text is None or text == "null" else text
 
 
 def caption_of(spec: TaxonomySpec, values: Mapping[str, Any], *, include_sensitive: bool) -> str:
@@ -256,24 +288,7 @@ def record_of(
         key=key,
         subject_id=row.subject_id,
         image_name=f"{key}.{IMAGE_EXTENSIONS.get(row.mime, 'bin')}",
-        image={
-            "id": row.image_id,
-            "sha256": row.sha256,
-            "width": row.width,
-            "height": row.height,
-            "mime": row.mime,
-            "source_id": row.source_id,
-            "licence": row.licence,
-            "consent": row.consent,
-            "quality": dict(row.quality or {}),
-        },
-        subject={
-            "index": row.subject_index,
-            "bbox": row.bbox,
-            "shot_type": row.shot_type,
-            "detector_score": row.detector_score,
-            "analyzer_version": row.analyzer_version,
-        },
+        row=row,
         labels=labels if labels is not None else {},
         predictions=predictions or {},
         caption=document.caption if document is not None else caption,
@@ -310,7 +325,7 @@ def _shot_label(record: ExportRecord) -> str | None:
 
 def person_type(record: ExportRecord) -> str | None:
     said = record.document.person_type if record.document is not None else _shot_label(record)
-    return said if said is not None else record.subject.get("shot_type")
+    return said if said is not None else record.row.shot_type
 
 
 def aa_text(spec: TaxonomySpec, record: ExportRecord) -> str:
@@ -405,6 +420,40 @@ def dumps(document: Any) -> str:
     return _ENCODER.encode(document)
 
 
+_HEAD = (
+    '{"key":"%s","subject_id":%d,"caption":%s,"person_type":%s,'
+    '"image":{"id":%d,"sha256":%s,"width":%d,"height":%d,"mime":%s,"source_id":%s,"licence":%s,'
+    '"consent":%s,"quality":%s},'
+    '"subject":{"index":%d,"bbox":%s,"shot_type":%s,"detector_score":%s,"analyzer_version":%s}'
+)
+
+
+def head(record: ExportRecord) -> str:
+    """`dumps(_head(record))` without its closing brace, written from the row: its JSON columns
+    go in as the database holds their text (valid JSON, perhaps not compact), never decoded."""
+    row = record.row
+    return _HEAD % (
+        record.key,
+        record.subject_id,
+        dumps(record.caption),
+        dumps(person_type(record)),
+        row.image_id,
+        dumps(row.sha256),
+        row.width,
+        row.height,
+        dumps(row.mime),
+        dumps(row.source_id),
+        dumps(row.licence),
+        dumps(row.consent),
+        _quality_text(row.quality),
+        row.subject_index,
+        "null" if row.bbox is None else row.bbox,
+        dumps(row.shot_type),
+        dumps(row.detector_score),
+        dumps(row.analyzer_version),
+    )
+
+
 class AttributesEncoder:
     """`dumps(attributes_document(spec, record, snapshot))`, written faster: a label's JSON
     depends on its category, value and provenance, which repeat across samples (a closed
@@ -421,8 +470,7 @@ class AttributesEncoder:
     def encode(self, record: ExportRecord) -> bytes:
         """The document, UTF-8."""
         body = record.document.body if record.document is not None else self.body(record)
-        head = dumps(_head(record))
-        return b"".join((head[:-1].encode(), b",", body, self._tail))
+        return b"".join((head(record).encode(), b",", body, self._tail))
 
     def document(self, record: ExportRecord) -> LabelDocument:
         """The record's label-derived pieces, to keep for the next export."""

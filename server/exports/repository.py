@@ -140,12 +140,13 @@ def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:
 
 
 class SubjectRow(NamedTuple):
-    """A snapshot subject with its image: the columns an export writes, nothing else."""
+    """A snapshot subject with its image: the columns an export writes, nothing else. The JSON
+    columns come as the database holds their text: a sample writes it as it is, undecoded."""
 
     position: int
     subject_id: int
     subject_index: int
-    bbox: list[Any] | None
+    bbox: str | None  # JSON text
     shot_type: str | None
     detector_score: float | None
     analyzer_version: str | None
@@ -158,14 +159,14 @@ class SubjectRow(NamedTuple):
     source_id: int | None
     licence: str
     consent: str
-    quality: dict[str, Any] | None
+    quality: str | None  # JSON text
     storage_key: str
 
 
 _SUBJECT_COLUMNS = (
     Subject.id,
     Subject.index,
-    Subject.bbox,
+    cast(Subject.bbox, Text),
     Subject.shot_type,
     Subject.detector_score,
     Subject.analyzer_version,
@@ -178,7 +179,7 @@ _SUBJECT_COLUMNS = (
     Image.source_id,
     Image.licence,
     Image.consent,
-    Image.quality,
+    cast(Image.quality, Text),
     Image.storage_key,
 )
 

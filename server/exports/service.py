@@ -515,6 +515,13 @@ def write_part(
     db: Database, read_blob: ReadBlob, export_id: int, index: int, *, send_jobs: bool = True
 ) -> bool:
     """Write one part unless it is already complete; returns whether it wrote files."""
+    # The collector stays off until the part's records are freed: a young-generation pass when
+    # it is back on then finds them gone, where one between reading and writing walked them all.
+    with _collector_paused():
+        return _write_part(db, read_blob, export_id, index, send_jobs=send_jobs)
+
+
+def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *, send_jobs: bool) -> bool:
     # The part is read in a read-only transaction (on SQLite, parts in other processes read at
     # the same time) and written outside any; its documents and status are kept after.
     read = PartRecords([], "", {})
@@ -527,8 +534,7 @@ def write_part(
         recorded = dict(part.files) if part.status == "done" else None
         fmt = export.format
         if recorded is None:
-            with _collector_paused():
-                read = read_part_records(session, export, part)
+            read = read_part_records(session, export, part)
     # Checksums are read outside the transaction: on SQLite it would hold the write lock.
     kept = recorded is not None and context.destination.verified(recorded)
     if recorded is not None and not kept:
@@ -536,14 +542,12 @@ def write_part(
             export = session.get(Export, export_id)
             part = repository.part(session, export_id, index)
             assert export is not None and part is not None
-            with _collector_paused():
-                read = read_part_records(session, export, part)
+            read = read_part_records(session, export, part)
     records = read.records
     wrote = not kept
     files: Files = {}
     if wrote:
-        with _collector_paused():
-            files = PART_WRITERS[fmt](context, index, records)
+        files = PART_WRITERS[fmt](context, index, records)
     with db.session_scope() as session:
         export = session.get(Export, export_id, with_for_update=True)
         part = repository.part(session, export_id, index)

@@ -144,7 +144,7 @@ def write_webdataset_part(ctx: PartContext, index: int, records: Sequence[Export
     index_rows = {
         "key": [r.key for r in records],
         "subject_id": [r.subject_id for r in records],
-        "image_id": [r.image["id"] for r in records],
+        "image_id": [r.row.image_id for r in records],
         "image": [r.image_name for r in records],
         "offset": offsets,
         "size": sizes,
@@ -204,8 +204,8 @@ def write_cosmicman_part(ctx: PartContext, index: int, records: Sequence[ExportR
     rows = {
         "path": [f"images/{r.image_name}" for r in records],
         "segm_path": [segm.get(r.key) for r in records],
-        "height": [r.image["height"] for r in records],
-        "width": [r.image["width"] for r in records],
+        "height": [r.row.height for r in records],
+        "width": [r.row.width for r in records],
         "aa_text": [aa_text(ctx.spec, r) for r in records],
         "aa_ids": [ids for _ in records],
         "person_type": [person_type(r) for r in records],

@@ -382,7 +382,7 @@ def _fingerprint(encode: Callable[[Any], Any]) -> str:
                 0,
                 subject_id,
                 0,
-                [0, 0, 10, 20],
+                "[0, 0, 10, 20]",
                 None,
                 None,
                 None,
@@ -395,7 +395,7 @@ def _fingerprint(encode: Callable[[Any], Any]) -> str:
                 None,
                 "",
                 "",
-                {},
+                "{}",
                 f"k{subject_id}",
             )  # fmt: skip
         )
@@ -452,7 +452,7 @@ def test_a_kept_document_makes_the_bytes_its_labels_make() -> None:
             0,
             5,
             0,
-            [1, 2, 3, 4],
+            "[1, 2, 3, 4]",
             "full_body",
             0.9,
             "a@1",
@@ -465,7 +465,7 @@ def test_a_kept_document_makes_the_bytes_its_labels_make() -> None:
             3,
             "cc-by",
             "yes",
-            {"sharpness": 0.5},
+            '{"sharpness": 0.5}',
             "k",
         )  # fmt: skip
     ]

@@ -20,6 +20,7 @@ from server.exports.records import (
     LabelValue,
     attributes_document,
     build_records,
+    record_of,
 )
 from server.exports.repository import SubjectRow
 from server.exports.writers import TarBuilder
@@ -87,17 +88,19 @@ def _records(spec: TaxonomySpec, n: int) -> list[ExportRecord]:
         if i % 11 == 0 and labels:  # a value no memo can key: encoded each time, still right
             first = next(iter(labels))
             labels[first] = labels[first]._replace(value={"odd": [1, 2]})
-        records.append(
-            ExportRecord(
-                key=f"{i:010d}",
-                subject_id=i,
-                image_name=f"{i:010d}.jpg",
-                image={"id": i, "sha256": "ab" * 32, "quality": {"sharpness": 0.5}},
-                subject={"index": 0, "bbox": [0, 0, 384, 512], "shot_type": None},
-                labels=labels,
-                caption=f"a caption {i} with ü",
-            )
+        row = _subject_row(i + 1)._replace(
+            # JSON columns as the database would hold them compactly; the reference re-encodes
+            # them compactly (spaced text is the next test's).
+            bbox=rng.choice([None, "[0,0,384,512]", "[1.5,2,3,4]"]),
+            quality=rng.choice([None, "null", "{}", '{"sharpness":0.5,"brightness":0.25}']),
+            shot_type=rng.choice([None, "full_body"]),
+            detector_score=rng.choice([None, 0.93, 1.0]),
+            analyzer_version=rng.choice([None, "a@1"]),
+            source_id=rng.choice([None, 3]),
+            licence=rng.choice(["", "cc-by", 'a "quoted" licence ü']),
+            consent=rng.choice(["", "yes\nsigned"]),
         )
+        records.append(record_of(row, labels=labels, caption=f"a caption {i} with ü"))
     return records
 
 
@@ -112,6 +115,25 @@ def test_the_attributes_encoder_writes_what_json_dumps_writes_of_the_document() 
                 attributes_document(spec, record, snapshot), ensure_ascii=False, separators=(",", ":")
             )
             assert encoder.encode(record) == expected.encode()
+
+
+def test_a_sample_writes_its_rows_json_columns_as_stored_and_they_read_back_as_decoded() -> None:
+    spec = load_default()
+    encoder = AttributesEncoder(spec, {"id": 1})
+    row = _subject_row(1)._replace(bbox="[0, 0, 384, 512]", quality='{"sharpness": 0.5, "é": [1, 2]}')
+    record = record_of(row, labels={}, caption="a person")
+    encoded = encoder.encode(record)
+    assert (
+        b'"bbox":[0, 0, 384, 512]' in encoded
+        and b'"quality":{"sharpness": 0.5, "\xc3\xa9": [1, 2]}' in encoded
+    )
+    assert json.loads(encoded) == attributes_document(spec, record, {"id": 1})
+    assert record.image["quality"] == {"sharpness": 0.5, "é": [1, 2]}
+    assert record.subject["bbox"] == [0, 0, 384, 512]
+    for stored in (None, "null"):  # an image without metrics has an empty object, as before
+        empty = record_of(row._replace(quality=stored, bbox=None), labels={}, caption="")
+        assert json.loads(encoder.encode(empty))["image"]["quality"] == {} == empty.image["quality"]
+        assert json.loads(encoder.encode(empty))["subject"]["bbox"] is None
 
 
 def test_a_file_written_in_chunks_is_the_file_its_joined_bytes_make(tmp_path: Path) -> None:
