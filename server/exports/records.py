@@ -136,6 +136,7 @@ class _SpecIndex:
             )
         self.groups = [g for g in spec.caption_groups if g.key != SHOT_GROUP]
         self.group_ids = [list(g.parsing_ids) for g in self.groups]
+        self.documents: AttributesEncoder | None = None  # `document_encoder`
 
     def applicable(self, values: Mapping[str, Any]) -> frozenset[str]:
         """The taxonomy's applicable categories' full keys."""
@@ -167,6 +168,15 @@ def spec_index(spec: TaxonomySpec) -> _SpecIndex:
             _INDEXES.clear()
         index = _INDEXES[id(spec)] = _SpecIndex(spec)
     return index
+
+
+def document_encoder(spec: TaxonomySpec) -> AttributesEncoder:
+    """The encoder of kept documents for this taxonomy, one per process: the labels it has
+    encoded serve every part after (a part has few documents to encode, and they repeat)."""
+    index = spec_index(spec)
+    if index.documents is None:
+        index.documents = AttributesEncoder(spec, {})
+    return index.documents
 
 
 _position = itemgetter(0)
@@ -485,6 +495,8 @@ class AttributesEncoder:
     def body(self, record: ExportRecord) -> bytes:
         """`"regions":{...},"provenance":[...],"groups":{...}` of the attributes document, UTF-8."""
         known = self._labels
+        if len(known) > _REMEMBERED_AT_MOST:  # free-text values would grow it without end
+            known.clear()
         regions: dict[str, list[str]] = {}
         provenance: dict[str, list[str]] = {}
         groups: dict[str, dict[str, str]] = {}
@@ -567,6 +579,8 @@ class _Encoded(NamedTuple):
 
 
 _UNHASHABLE = object()
+# The distinct labels an encoder keeps encoded; past this it starts again.
+_REMEMBERED_AT_MOST = 100_000
 _SCALARS = frozenset({str, bool, int, float, type(None)})
 
 

@@ -3,6 +3,7 @@ mark: the last event at or below it per (subject, category) is the label the sna
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -36,6 +38,12 @@ def label_event_high_water(session: Session) -> int:
 
 def prediction_high_water(session: Session) -> int:
     return int(session.scalar(select(func.max(Prediction.id))) or 0)
+
+
+def category_keys(session: Session, taxonomy_version_id: int) -> dict[int, str]:
+    """Category id -> full key, of one taxonomy version (Core: no ORM objects to build)."""
+    query = select(Category.id, Category.key).where(Category.taxonomy_version_id == taxonomy_version_id)
+    return {int(category_id): key for category_id, key in session.connection().execute(query)}
 
 
 def categories(session: Session, taxonomy_version_id: int) -> list[Category]:
@@ -238,6 +246,28 @@ def labels_as_of(
     session: Session, marks: Marks, subjects: Select[Any] | Collection[int]
 ) -> Sequence[Row[LabelAsOf]]:
     """Every label of `subjects` (ids, or a query of them) as of the marks."""
+    params: dict[str, Any] = {
+        "label_event_high_water": marks.label_event_high_water,
+        "prediction_high_water": marks.prediction_high_water,
+    }
+    if isinstance(subjects, Select):
+        query = _labels_as_of(subjects)
+    else:
+        # A few subjects (those whose kept documents went stale): the statement is built once.
+        query = _labels_as_of_ids()
+        params["subject_ids"] = list(subjects)
+    # A Core execution fetched at once: the ORM's result machinery, or a cursor fetch per row,
+    # costs more per row than the row itself.
+    return session.connection().execute(query, params).all()
+
+
+@functools.cache
+def _labels_as_of_ids() -> Select[Any]:
+    return _labels_as_of(bindparam("subject_ids", expanding=True))
+
+
+def _labels_as_of(subjects: Any) -> Select[Any]:
+    """The labels of `subjects` as of the bound marks."""
     # `IN (subject ids)` rather than a join: SQLite then walks the (subject, category) index in
     # order and groups without a temporary B-tree.
     keys = (
@@ -248,15 +278,15 @@ def labels_as_of(
             func.max(case((LabelEvent.actor_model_version_id.is_not(None), LabelEvent.id))).label("model_id"),
         )
         .where(
-            LabelEvent.subject_id.in_(subjects if isinstance(subjects, Select) else list(subjects)),
-            LabelEvent.id <= marks.label_event_high_water,
+            LabelEvent.subject_id.in_(subjects),
+            LabelEvent.id <= bindparam("label_event_high_water"),
         )
         .group_by(LabelEvent.subject_id, LabelEvent.category_id)
         .subquery()
     )
     last = aliased(LabelEvent)
     by_model = aliased(LabelEvent)
-    query = (
+    return (
         select(
             keys.c.subject_id,
             keys.c.category_id,
@@ -274,13 +304,10 @@ def labels_as_of(
                 Prediction.subject_id == keys.c.subject_id,
                 Prediction.category_id == keys.c.category_id,
                 Prediction.model_version_id == by_model.actor_model_version_id,
-                Prediction.id <= marks.prediction_high_water,
+                Prediction.id <= bindparam("prediction_high_water"),
             ),
         )
     )
-    # A Core execution fetched at once: the ORM's result machinery, or a cursor fetch per row,
-    # costs more per row than the row itself.
-    return session.connection().execute(query).all()
 
 
 class PredictionRow(NamedTuple):

@@ -34,10 +34,10 @@ from server.exports.destinations import Destination
 from server.exports.records import (
     ATTRIBUTES_FORMAT,
     DOCUMENT_VERSION,
-    AttributesEncoder,
     ExportRecord,
     build_records,
     caption_groups,
+    document_encoder,
     label_states,
     record_of,
 )
@@ -352,7 +352,7 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
             if len(unread) <= _READ_BY_ID_AT_MOST and len(unread) < len(rows)
             else in_range
         )
-        categories = {c.id: c.key for c in repository.categories(session, snapshot.taxonomy_version_id)}
+        categories = repository.category_keys(session, snapshot.taxonomy_version_id)
         built = build_records(
             spec,
             unread,
@@ -368,7 +368,7 @@ def read_part_records(session: Session, export: Export, part: ExportPart) -> Par
             ),
         )
         if documents:
-            encoder = AttributesEncoder(spec, {})
+            encoder = document_encoder(spec)
             for record in built:
                 record.document = encoder.document(record)
                 if keepable:
@@ -433,7 +433,7 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
         # What every batch needs, read once: the taxonomy, its categories, the model names.
         spec = _spec_of(session, version_id)
         category_ids = _exported_category_ids(session, version_id, include_sensitive)
-        categories = {c.id: c.key for c in repository.categories(session, version_id)}
+        categories = repository.category_keys(session, version_id)
         model_names = repository.model_version_names(session, project_id)
     done = 0
     for states in state_sets:
@@ -466,7 +466,7 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
                         states=states,
                         include_sensitive=include_sensitive,
                     )
-                    encoder = AttributesEncoder(spec, {})
+                    encoder = document_encoder(spec)
                     fresh = {record.subject_id: encoder.document(record) for record in built}
             with db.session_scope() as session:
                 repository.keep_documents(session, variant, marks, fresh)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from server.exports import records as records_module
 from server.exports.destinations import BATCH_BYTES, Destination
 from server.exports.records import (
     AttributesEncoder,
@@ -20,6 +21,7 @@ from server.exports.records import (
     LabelValue,
     attributes_document,
     build_records,
+    document_encoder,
     record_of,
 )
 from server.exports.repository import SubjectRow
@@ -115,6 +117,20 @@ def test_the_attributes_encoder_writes_what_json_dumps_writes_of_the_document() 
                 attributes_document(spec, record, snapshot), ensure_ascii=False, separators=(",", ":")
             )
             assert encoder.encode(record) == expected.encode()
+
+
+def test_an_encoder_that_remembers_few_labels_forgets_them_and_still_writes_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = load_default()
+    records = _records(spec, 40)
+    remembering = AttributesEncoder(spec, {})
+    expected = [remembering.encode(record) for record in records]
+    monkeypatch.setattr(records_module, "_REMEMBERED_AT_MOST", 5)
+    forgetting = AttributesEncoder(spec, {})
+    assert [forgetting.encode(record) for record in records] == expected
+    assert len(forgetting._labels) < len(remembering._labels)
+    assert document_encoder(spec) is document_encoder(spec)  # one per taxonomy and process
 
 
 def test_a_sample_writes_its_rows_json_columns_as_stored_and_they_read_back_as_decoded() -> None:
