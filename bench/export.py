@@ -18,18 +18,20 @@ inserted. Then, timed as a whole (snapshot plan, every part, manifest), in order
    `--refresh` each export reads and encodes the corrected subjects again; the others come from
    their kept documents.
 
-Exports run their parts in `--processes` forked processes (default: the CPU count, as one
-worker's pool would), after the plan; `tar_sps` is from tar's median. Every timed run first
-removes its own previous output, then starts after `os.sync()`, so that no run pays for writing
-out the dirty pages of the one before (or of the seeding), and all write into memory the kernel
-has just freed (see `main`). With `--floor`, `--repeat` runs of tar then the mandatory work
-alone follow: the same images read, written as the same three members per sample (a sample's
-`.txt` and `.json` bytes reused) through the exporter's tar builder and destination (sha256 of
-every byte), in the same processes, with no database (`floor_ratio`: tar's median over its
-median). The last line printed is one JSON object: {"samples", "export_sps", "tar_sps",
-"ratio", "out", "cold_export_sps", "cold_ratio", "changed", "processes", "export_seconds",
-"tar_seconds", "refresh_seconds", "floor_seconds", "floor_tar_seconds", "floor_ratio"}; `out`
-(the last export) is kept for inspection.
+Exports run their parts, after the plan, in one pool of `--processes` processes (default: the
+CPU count) forked once and kept for every run, as one worker's pool serves every export
+(`--fork-per-export`: each export and floor run forks its own); `tar_sps` is from tar's median.
+Every timed run first removes its own previous output, then starts after `os.sync()`, so that
+no run pays for writing out the dirty pages of the one before (or of the seeding), and all
+write into memory the kernel has just freed (see `main`). With `--floor`, `--repeat` runs of
+tar then the mandatory work alone follow: the same images read, written as the same three
+members per sample (a sample's `.txt` and `.json` bytes reused) through the exporter's tar
+builder and destination (sha256 of every byte), in the same processes, with no database
+(`floor_ratio`: tar's median over its median). The last line printed is one JSON object:
+{"samples", "export_sps", "tar_sps", "ratio", "out", "cold_export_sps", "cold_ratio",
+"changed", "processes", "pool", "export_seconds", "tar_seconds", "refresh_seconds",
+"floor_seconds", "floor_tar_seconds", "floor_ratio"}; `out` (the last export) is kept for
+inspection.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +290,9 @@ def correct_labels(project_id: int, fraction: float, seed_: int = 1) -> int:
     return len(labels)
 
 
-def export(project_id: int, out: Path, shard_size: int, processes: int = 1) -> tuple[float, dict[str, Any]]:
+def export(
+    project_id: int, out: Path, shard_size: int, processes: int = 1, pool: Any = None
+) -> tuple[float, dict[str, Any]]:
     from server.core import runtime
     from server.exports import service
     from server.exports.schemas import ExportFilters, ExportOptions
@@ -311,7 +316,7 @@ def export(project_id: int, out: Path, shard_size: int, processes: int = 1) -> t
             send_jobs=False,
         )
         export_id = created.id
-    service.run_here(db, storage.get, export_id, processes=processes)
+    service.run_here(db, storage.get, export_id, processes=processes, pool=pool)
     seconds = time.perf_counter() - started
     with db.session_scope() as session:
         done = session.get(Export, export_id)
@@ -361,7 +366,13 @@ def _floor_shard(
 
 
 def floor(
-    blob_root: Path, keys: list[str], shards: Path, out: Path, shard_size: int, processes: int
+    blob_root: Path,
+    keys: list[str],
+    shards: Path,
+    out: Path,
+    shard_size: int,
+    processes: int,
+    pool: Any = None,
 ) -> float:
     """Seconds for the work no exporter of these shards can skip, in `processes` forked
     processes, with no database: what an export costs beyond it is reading and encoding labels."""
@@ -377,9 +388,12 @@ def floor(
     shutil.rmtree(target, ignore_errors=True)  # the previous run's, as before every timed run
     os.sync()
     started = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        shard = functools.partial(_floor_shard, blob_root, (caption, document), target)
+    shard = functools.partial(_floor_shard, blob_root, (caption, document), target)
+    if pool is not None:  # the exports' own processes
         list(pool.imap_unordered(shard, jobs))
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as forked:
+            list(forked.imap_unordered(shard, jobs))
     return time.perf_counter() - started
 
 
@@ -391,6 +405,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--changed", type=float, default=0.01, help="share of subjects corrected")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--fork-per-export",
+        action="store_true",
+        help="fork the part processes for each export (and floor run) instead of keeping one pool",
+    )
     parser.add_argument(
         "--floor",
         action="store_true",
@@ -415,8 +434,18 @@ def main() -> None:
     from server.exports import service
 
     shards = out / "webdataset"
+    # The part processes are forked once and serve every run, as a worker's pool serves every
+    # export. With --fork-per-export each export (and floor run) forks its own from this
+    # process, which holds the seeding's heap (about 500 MB): each then pays the fork and the
+    # copy-on-write faults of its children, which no worker pays per export.
+    stack = ExitStack()
+    pool = None
+    if args.processes > 1 and not args.fork_per_export:
+        pool = stack.enter_context(
+            service.part_pool(runtime.database(), runtime.storage().get, args.processes)
+        )
     os.sync()
-    cold_seconds, counts = export(project_id, shards, args.shard_size, args.processes)
+    cold_seconds, counts = export(project_id, shards, args.shard_size, args.processes, pool)
     assert counts["samples"] == args.samples, counts
     # Every timed run removes its own previous output right before it starts (the export its
     # folder, tar its archive, the floor its folder), so that each writes into memory the
@@ -441,16 +470,17 @@ def main() -> None:
         tar_times.append(tar_baseline(blob_dir, keys, out))
         shutil.rmtree(shards)  # its previous output, as before every timed run
         os.sync()
-        seconds, counts = export(project_id, shards, args.shard_size, args.processes)
+        seconds, counts = export(project_id, shards, args.shard_size, args.processes, pool)
         assert counts["samples"] == args.samples, counts
         times.append(seconds)
     floor_times, floor_tar_times = [], []
     if args.floor:  # after the exports: their shards give the members' sizes; tar alternates
-        floor(blob_dir, keys, shards, out, args.shard_size, args.processes)  # an output to remove
+        floor(blob_dir, keys, shards, out, args.shard_size, args.processes, pool)  # an output to remove
         for _ in range(args.repeat):
             floor_tar_times.append(tar_baseline(blob_dir, keys, out))
-            floor_times.append(floor(blob_dir, keys, shards, out, args.shard_size, args.processes))
+            floor_times.append(floor(blob_dir, keys, shards, out, args.shard_size, args.processes, pool))
         shutil.rmtree(out / "floor")
+    stack.close()
     (out / "tar-baseline.tar").unlink()
     refresh_seconds = statistics.median(refresh_times) if refresh_times else None
     export_seconds, tar_seconds = statistics.median(times), statistics.median(tar_times)
@@ -475,6 +505,7 @@ def main() -> None:
                 "cold_ratio": round(cold_sps / tar_sps, 3),
                 "changed": changed,
                 "processes": args.processes,
+                "pool": "per export" if args.fork_per_export else "kept",
                 "export_seconds": [round(t, 3) for t in times],
                 "tar_seconds": [round(t, 3) for t in tar_times],
                 "refresh_seconds": None if refresh_seconds is None else round(refresh_seconds, 3),

@@ -14,9 +14,10 @@ import gc
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.pool
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -662,10 +663,12 @@ def run_here(
     on_part: Callable[[int, int], None] | None = None,
     *,
     processes: int = 1,
+    pool: PartPool | None = None,
 ) -> None:
     """Run a planned or resumed export from here (the CLI's and the benchmark's one worker):
-    plan, then the parts, in this process or in `processes` forked ones, like a worker's pool;
-    `on_part(done, total)` after each part."""
+    plan, then the parts, in this process, in `processes` processes forked for it, or in `pool`
+    (`part_pool`: kept across exports, as a worker keeps its pool); `on_part(done, total)` after
+    each part."""
     with db.session_scope() as session:
         plan(session, export_id, send_jobs=False)
         export = session.get(Export, export_id)
@@ -673,14 +676,10 @@ def run_here(
         if export.status == "failed":
             return
         indexes = [p.index for p in repository.parts_of(session, export_id)]
-    if processes > 1 and len(indexes) > 1:
-        preload()
-        db.engine.dispose()  # the children must not share the parent's connections
-        context = multiprocessing.get_context("fork")
-        started = (db, read_blob)
-        with context.Pool(
-            min(processes, len(indexes)), initializer=_part_process_started, initargs=started
-        ) as pool:
+    if pool is not None or (processes > 1 and len(indexes) > 1):
+        with ExitStack() as stack:
+            if pool is None:
+                pool = stack.enter_context(part_pool(db, read_blob, min(processes, len(indexes))))
             work = pool.imap_unordered(functools.partial(_write_part_here, export_id), indexes)
             for n, _ in enumerate(work, 1):
                 if on_part is not None:
@@ -691,6 +690,20 @@ def run_here(
             if on_part is not None:
                 on_part(n, len(indexes))
     finish(db, read_blob, export_id)
+
+
+PartPool = multiprocessing.pool.Pool
+
+
+@contextmanager
+def part_pool(db: Database, read_blob: ReadBlob, processes: int) -> Iterator[PartPool]:
+    """`processes` forked processes that write parts (`run_here(pool=...)`) until it closes.
+    They are forked after `preload`, and without the parent's database connections."""
+    preload()
+    db.engine.dispose()  # the children must not share the parent's connections
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes, initializer=_part_process_started, initargs=(db, read_blob)) as pool:
+        yield pool
 
 
 def preload() -> None:

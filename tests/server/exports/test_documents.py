@@ -345,11 +345,11 @@ def test_preloading_loads_the_caption_tokenizer_before_parts_fork() -> None:
 
 @sqlite_only
 def test_parts_written_in_forked_processes_are_the_parts_written_here(
-    reviewed: dict[str, Any], tmp_path: Path
+    reviewed: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project_id = reviewed["project"]["id"]
 
-    def export_here(name: str, processes: int) -> None:
+    def export_here(name: str, processes: int, pool: service.PartPool | None = None) -> None:
         export_id = start_here(project_id, "webdataset", tmp_path / name, options=ExportOptions(shard_size=1))
         done: list[tuple[int, int]] = []
         service.run_here(
@@ -358,6 +358,7 @@ def test_parts_written_in_forked_processes_are_the_parts_written_here(
             export_id,
             lambda n, total: done.append((n, total)),
             processes=processes,
+            pool=pool,
         )
         assert done == [(n, REVIEWED) for n in range(1, REVIEWED + 1)]
         with runtime.database().session_scope() as session:
@@ -366,7 +367,18 @@ def test_parts_written_in_forked_processes_are_the_parts_written_here(
 
     export_here("here", 1)
     export_here("forked", 2)
-    assert _contents(tmp_path / "forked", "webdataset") == _contents(tmp_path / "here", "webdataset")
+    # A pool kept across exports, as a worker keeps its own: the same processes write both.
+    with service.part_pool(runtime.database(), runtime.storage().get, 2) as pool:
+
+        def not_here(*_: Any, **__: Any) -> bool:
+            raise AssertionError("a part ran in the parent, not in the pool")
+
+        monkeypatch.setattr(service, "write_part", not_here)  # the pool forked before this
+        export_here("pooled", 1, pool)
+        export_here("pooled again", 1, pool)
+    here = _contents(tmp_path / "here", "webdataset")
+    for name in ("forked", "pooled", "pooled again"):
+        assert _contents(tmp_path / name, "webdataset") == here, name
     assert len(list((tmp_path / "forked").glob("*.tar"))) == REVIEWED
 
 
