@@ -38,6 +38,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._prefix = os.path.join(self.root, "")  # `root/`: `get` joins keys to it as strings
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -57,7 +58,7 @@ class LocalStorage:
     def get(self, key: str) -> bytes:
         # File descriptors and one read of the size fstat gives, without a file object or
         # pathlib (half the time per small file): exports read every image through here.
-        fd = os.open(os.path.join(self.root, check_key(key)), os.O_RDONLY)
+        fd = os.open(self._prefix + check_key(key), os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
             data = os.read(fd, size + 1)  # one byte more: a file that grew is read to its end

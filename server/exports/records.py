@@ -10,6 +10,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -440,28 +441,39 @@ _HEAD = (
 
 def head(record: ExportRecord) -> str:
     """`dumps(_head(record))` without its closing brace, written from the row: its JSON columns
-    go in as the database holds their text (valid JSON, perhaps not compact), never decoded."""
+    go in as the database holds their text (valid JSON, perhaps not compact), never decoded.
+    Strings go through json's own string encoder, the rest through `dumps`."""
     row = record.row
+    document = record.document
+    said = document.person_type if document is not None else _shot_label(record)
     return _HEAD % (
         record.key,
         record.subject_id,
-        dumps(record.caption),
-        dumps(person_type(record)),
+        _string(record.caption),
+        _text(said if said is not None else row.shot_type),  # person_type(record)
         row.image_id,
-        dumps(row.sha256),
+        _string(row.sha256),
         row.width,
         row.height,
-        dumps(row.mime),
-        dumps(row.source_id),
-        dumps(row.licence),
-        dumps(row.consent),
+        _string(row.mime),
+        "null" if row.source_id is None else str(int(row.source_id)),
+        _string(row.licence),
+        _string(row.consent),
         _quality_text(row.quality),
         row.subject_index,
         "null" if row.bbox is None else row.bbox,
-        dumps(row.shot_type),
+        _text(row.shot_type),
         dumps(row.detector_score),
-        dumps(row.analyzer_version),
+        _text(row.analyzer_version),
     )
+
+
+# What `dumps` writes of a string (`ensure_ascii=False`), without its checks of the value's type.
+_string = encode_basestring
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 class AttributesEncoder:
