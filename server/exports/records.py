@@ -39,7 +39,7 @@ class LabelValue(NamedTuple):
     confidence: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ExportRecord:
     key: str  # sample key: digits only, so no dot and no path can hide in it
     subject_id: int

@@ -318,14 +318,18 @@ class PartRecords(NamedTuple):
     fresh: dict[int, LabelDocument]
 
 
-def read_part_records(session: Session, export: Export, part: ExportPart) -> PartRecords:
+def read_part_records(
+    session: Session, export: Export, part: ExportPart, spec: TaxonomySpec | None = None
+) -> PartRecords:
     """The part's records, read without writing. For the formats that allow it, a subject whose
-    kept document stands for the snapshot is not read again; the others are read and encoded."""
+    kept document stands for the snapshot is not read again; the others are read and encoded.
+    `spec`: the snapshot's taxonomy, when the caller has it."""
     snapshot = _snapshot(session, export)
     project = session.get(Project, export.project_id)
     assert project is not None
     filters = ExportFilters.model_validate(snapshot.filters)
-    spec = _spec(session, snapshot)
+    if spec is None:
+        spec = _spec(session, snapshot)
     include_sensitive = projects.settings_of(project).include_sensitive
     marks = marks_of(snapshot)
     rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
@@ -535,7 +539,7 @@ def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *
         recorded = dict(part.files) if part.status == "done" else None
         fmt = export.format
         if recorded is None:
-            read = read_part_records(session, export, part)
+            read = read_part_records(session, export, part, context.spec)
     # Checksums are read outside the transaction: on SQLite it would hold the write lock.
     kept = recorded is not None and context.destination.verified(recorded)
     if recorded is not None and not kept:
@@ -543,7 +547,7 @@ def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *
             export = session.get(Export, export_id)
             part = repository.part(session, export_id, index)
             assert export is not None and part is not None
-            read = read_part_records(session, export, part)
+            read = read_part_records(session, export, part, context.spec)
     records = read.records
     wrote = not kept
     files: Files = {}
@@ -559,10 +563,7 @@ def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *
             part.files = files
             part.samples = len(records)
             part.bytes = sum(int(f["bytes"]) for f in files.values())
-            states: Counter[str] = Counter()
-            for record in records:
-                states.update(label_states(record))
-            part.counts = dict(states)
+            part.counts = _label_counts(records)
             part.finished_at = utcnow()
         if export.status != "running":
             return wrote
@@ -572,6 +573,22 @@ def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *
             jobs.enqueue(session, tasknames.EXPORT_FINISH, export_id=export_id)
     log.info("export.part", export_id=export_id, index=index, wrote=wrote, samples=len(records))
     return wrote
+
+
+def _label_counts(records: list[ExportRecord]) -> dict[str, int]:
+    """The labels the records say, by state. Records from kept documents share their counts'
+    dicts (`repository.kept_documents` decodes each distinct one once): each is added once, times
+    the records that share it."""
+    shared: dict[int, tuple[dict[str, int], int]] = {}
+    for record in records:
+        counts = label_states(record)
+        seen = shared.get(id(counts))
+        shared[id(counts)] = (counts, 1 if seen is None else seen[1] + 1)
+    states: Counter[str] = Counter()
+    for counts, times in shared.values():
+        for state, n in counts.items():
+            states[state] += n * times
+    return dict(states)
 
 
 def finish(db: Database, read_blob: ReadBlob, export_id: int) -> None:
