@@ -20,7 +20,7 @@ from server.core import runtime
 from server.core.db import Database
 from server.exports import repository, service
 from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
-from server.exports.repository import SubjectRow
+from server.exports.repository import LabelDocument, SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.orm import LabelEvent, ModelVersion, Prediction
 from server.orm.exports import Export, ExportDocument
@@ -109,6 +109,39 @@ def test_a_second_export_reads_no_label_and_writes_what_the_first_wrote(
     assert reads == ["range"], "the second export read labels again"
     assert _contents(tmp_path / "second", fmt) == _contents(tmp_path / "first", fmt)
     assert second.counts == first.counts
+
+
+def test_a_parts_label_counts_add_each_records_states_once_shared_or_not() -> None:
+    shared = {"verified": 3, "gold": 1}
+    own = {"verified": 2}
+    records = [
+        record_of(
+            SubjectRow(
+                n,
+                n,
+                0,
+                None,
+                None,
+                None,
+                None,
+                None,
+                n,
+                "ab" * 32,
+                4,
+                4,
+                "image/png",
+                None,
+                "",
+                "",
+                None,
+                "k",
+            ),
+            document=LabelDocument(states, None, "", "", b""),
+        )
+        for n, states in enumerate([shared, shared, own, shared, dict(shared)], 1)
+    ]
+    assert service._label_counts(records) == {"verified": 3 * 4 + 2, "gold": 4}
+    assert service._label_counts([]) == {}
 
 
 def test_a_corrected_label_is_read_again_for_its_subject_alone(
