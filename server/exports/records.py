@@ -444,13 +444,11 @@ def head(record: ExportRecord) -> str:
     go in as the database holds their text (valid JSON, perhaps not compact), never decoded.
     Strings go through json's own string encoder, the rest through `dumps`."""
     row = record.row
-    document = record.document
-    said = document.person_type if document is not None else _shot_label(record)
     return _HEAD % (
         record.key,
         record.subject_id,
         _string(record.caption),
-        _text(said if said is not None else row.shot_type),  # person_type(record)
+        _text(person_type(record)),
         row.image_id,
         _string(row.sha256),
         row.width,

@@ -318,18 +318,14 @@ class PartRecords(NamedTuple):
     fresh: dict[int, LabelDocument]
 
 
-def read_part_records(
-    session: Session, export: Export, part: ExportPart, spec: TaxonomySpec | None = None
-) -> PartRecords:
+def read_part_records(session: Session, export: Export, part: ExportPart, spec: TaxonomySpec) -> PartRecords:
     """The part's records, read without writing. For the formats that allow it, a subject whose
     kept document stands for the snapshot is not read again; the others are read and encoded.
-    `spec`: the snapshot's taxonomy, when the caller has it."""
+    `spec`: the snapshot's taxonomy (the part's context holds it)."""
     snapshot = _snapshot(session, export)
     project = session.get(Project, export.project_id)
     assert project is not None
     filters = ExportFilters.model_validate(snapshot.filters)
-    if spec is None:
-        spec = _spec(session, snapshot)
     include_sensitive = projects.settings_of(project).include_sensitive
     marks = marks_of(snapshot)
     rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
