@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    update,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -457,6 +458,34 @@ def keep_documents(
     table: Table = ExportDocument.__table__  # type: ignore[assignment]
     for start in range(0, len(rows), 1000):
         upsert(session, table, rows[start : start + 1000], ("subject_id", "variant"), columns)
+
+
+def advance_documents(
+    session: Session, variant: str, read_at: Marks, marks: Marks, subject_ids: Collection[int]
+) -> int:
+    """Move to `marks` the marks of the kept documents of `subject_ids`, read at `read_at` and
+    found current as of `marks`: no label event or prediction of their subjects lies between, so
+    each stands for every mark in between. A document kept again since it was read (its marks are
+    no longer `read_at`) is left as it is. Returns how many moved."""
+    ids = list(subject_ids)
+    moved = 0
+    for start in range(0, len(ids), 1000):
+        statement = (
+            update(ExportDocument)
+            .where(
+                ExportDocument.variant == variant,
+                ExportDocument.subject_id.in_(ids[start : start + 1000]),
+                ExportDocument.label_event_high_water == read_at.label_event_high_water,
+                ExportDocument.prediction_high_water == read_at.prediction_high_water,
+            )
+            .values(
+                label_event_high_water=marks.label_event_high_water,
+                prediction_high_water=marks.prediction_high_water,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        moved += session.execute(statement).rowcount  # type: ignore[attr-defined]
+    return moved
 
 
 def documents_to_refresh(

@@ -277,6 +277,18 @@ def marks_of(snapshot: Snapshot) -> repository.Marks:
     return repository.Marks(snapshot.label_event_high_water, snapshot.prediction_high_water)
 
 
+def _checked_ranges(
+    read_at: Collection[repository.Marks], marks: repository.Marks
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The label-event and prediction id ranges between documents read at `read_at` and `marks`."""
+    labels = [m.label_event_high_water for m in read_at]
+    predictions = [m.prediction_high_water for m in read_at]
+    return (
+        (min(marks.label_event_high_water, *labels), max(marks.label_event_high_water, *labels)),
+        (min(marks.prediction_high_water, *predictions), max(marks.prediction_high_water, *predictions)),
+    )
+
+
 def stale_documents(
     session: Session,
     subjects: Select[Any] | Collection[int],
@@ -287,15 +299,7 @@ def stale_documents(
     `marks`: a label event or prediction of their subject lies between those marks and these."""
     if not kept:
         return set()
-    read_at = list(kept.values())
-    labels = (
-        min(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
-        max(marks.label_event_high_water, *(m.label_event_high_water for m in read_at)),
-    )
-    predictions = (
-        min(marks.prediction_high_water, *(m.prediction_high_water for m in read_at)),
-        max(marks.prediction_high_water, *(m.prediction_high_water for m in read_at)),
-    )
+    labels, predictions = _checked_ranges(kept.values(), marks)
     stale: set[int] = set()
     touched = repository.touched_between(session, subjects, labels, predictions, among=kept.keys())
     for subject_id, kind, row_id in touched:
@@ -311,11 +315,43 @@ def stale_documents(
     return stale
 
 
+# A part's stale check reads the ids between its oldest document's marks and its snapshot's, a
+# range that grows with every label event after those documents were kept. When it holds more
+# than this many ids per document checked, the part moves the marks of its documents that it
+# found current up to its snapshot's (`repository.advance_documents`), so the next check is short.
+ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT = repository.RANGE_SCAN_PER_SUBJECT // 2
+
+
+def _behind(
+    kept: Mapping[int, tuple[repository.Marks, LabelDocument]], marks: repository.Marks
+) -> dict[repository.Marks, list[int]]:
+    """The current kept documents whose marks lie below `marks`, by the marks they were read at,
+    when the stale check's ranges have grown past `ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT`."""
+    if not kept:
+        return {}
+    read_at = [document_marks for document_marks, _ in kept.values()]
+    labels, predictions = _checked_ranges(read_at, marks)
+    if labels[1] - labels[0] + predictions[1] - predictions[0] <= ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT * len(
+        kept
+    ):
+        return {}
+    behind: dict[repository.Marks, list[int]] = {}
+    for subject_id, (document_marks, _) in kept.items():
+        if document_marks != marks and (
+            document_marks.label_event_high_water <= marks.label_event_high_water
+            and document_marks.prediction_high_water <= marks.prediction_high_water
+        ):
+            behind.setdefault(document_marks, []).append(subject_id)
+    return behind
+
+
 class PartRecords(NamedTuple):
     records: list[ExportRecord]
     # Documents encoded for this part that may be kept (`keep_documents`), by subject id.
     variant: str
     fresh: dict[int, LabelDocument]
+    # Kept documents found current whose marks may move up to the snapshot's (`_behind`).
+    behind: dict[repository.Marks, list[int]]
 
 
 def read_part_records(session: Session, export: Export, part: ExportPart, spec: TaxonomySpec) -> PartRecords:
@@ -344,6 +380,9 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
         read_at = {subject_id: document_marks for subject_id, (document_marks, _) in kept.items()}
         for subject_id in stale_documents(session, in_range, read_at, marks):
             del kept[subject_id]
+    # Only once what was read is final (`keepable`): a later commit of an older transaction could
+    # still add an event between a document's marks and the snapshot's.
+    behind = _behind(kept, marks) if keepable else {}
     unread = [row for row in rows if row.subject_id not in kept]
     records: dict[int, ExportRecord] = {}
     fresh: dict[int, LabelDocument] = {}
@@ -378,6 +417,7 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
     return PartRecords(
         variant=variant,
         fresh=fresh,
+        behind=behind,
         records=[
             records[row.subject_id]
             if row.subject_id not in kept
@@ -389,9 +429,15 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
 
 def keep_documents(session: Session, export: Export, read: PartRecords) -> None:
     """Keep the documents a part encoded from labels read once nothing at or below the
-    snapshot's marks could still change (`_settled`, checked before the read)."""
+    snapshot's marks could still change (`_settled`, checked before the read), and move up the
+    marks of those it found current (`PartRecords.behind`)."""
+    if not read.fresh and not read.behind:
+        return
+    marks = marks_of(_snapshot(session, export))
     if read.fresh:
-        repository.keep_documents(session, read.variant, marks_of(_snapshot(session, export)), read.fresh)
+        repository.keep_documents(session, read.variant, marks, read.fresh)
+    for read_at, subject_ids in read.behind.items():
+        repository.advance_documents(session, read.variant, read_at, marks, subject_ids)
 
 
 class Refreshed(NamedTuple):
@@ -525,7 +571,7 @@ def write_part(
 def _write_part(db: Database, read_blob: ReadBlob, export_id: int, index: int, *, send_jobs: bool) -> bool:
     # The part is read in a read-only transaction (on SQLite, parts in other processes read at
     # the same time) and written outside any; its documents and status are kept after.
-    read = PartRecords([], "", {})
+    read = PartRecords([], "", {}, {})
     with db.read_scope() as session:
         export = session.get(Export, export_id)
         part = repository.part(session, export_id, index)

@@ -81,6 +81,15 @@ def stale_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
+@pytest.fixture(params=["marks-kept", "marks-moved"])
+def moving_marks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether parts move the marks of the documents they find current up to their snapshot's:
+    never, or every time (by default, once the stale check's id range has grown)."""
+    moved = request.param == "marks-moved"
+    monkeypatch.setattr(service, "ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT", -1 if moved else 10**9)
+    return moved
+
+
 def _documents() -> dict[int, tuple[str, int]]:
     with runtime.database().session_scope() as session:
         rows = session.execute(
@@ -168,7 +177,7 @@ def test_a_corrected_label_is_read_again_for_its_subject_alone(
 
 
 def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
-    reviewed: dict[str, Any], tmp_path: Path, stale_walk: str
+    reviewed: dict[str, Any], tmp_path: Path, stale_walk: str, moving_marks: bool
 ) -> None:
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
     run_export(project_id, "jsonl", tmp_path / "first")
@@ -184,9 +193,59 @@ def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
     assert _value_of(by_subject[subject], "top.color") == before
 
 
+def test_a_part_moves_up_the_marks_of_the_documents_it_found_current(
+    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], moving_marks: bool
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][1]
+    first = run_export(project_id, "jsonl", tmp_path / "first")
+    before = _value_of(_contents(tmp_path / "first", "jsonl")[1], "top.color")
+    _relabel(subject, "top.color", _other_value("top.color", before))
+    reads.clear()
+    second = run_export(project_id, "jsonl", tmp_path / "second")
+    assert reads == [[subject]]
+    others = {s: mark for s, (_, mark) in _documents().items() if s != subject}
+    assert len(others) == REVIEWED - 1
+    # The corrected subject's document is new; the others stand as of the second snapshot too.
+    assert _documents()[subject][1] == _snapshot_mark(second)
+    assert set(others.values()) == {_snapshot_mark(second) if moving_marks else _snapshot_mark(first)}
+    reads.clear()
+    run_export(project_id, "jsonl", tmp_path / "third")
+    assert reads == []
+    assert _contents(tmp_path / "third", "jsonl") == _contents(tmp_path / "second", "jsonl")
+
+
+def test_a_document_kept_again_since_it_was_read_keeps_its_new_marks(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    with runtime.database().session_scope() as session:
+        variant, read_at, now = session.execute(
+            select(
+                ExportDocument.variant,
+                ExportDocument.label_event_high_water,
+                ExportDocument.prediction_high_water,
+            ).where(ExportDocument.subject_id == subject)
+        ).one()
+        marks = repository.Marks(read_at + 5, now + 5)
+        # Kept again by another export meanwhile: the marks the part read are gone.
+        older = repository.Marks(read_at - 1, now)
+        assert repository.advance_documents(session, variant, older, marks, [subject]) == 0
+        assert (
+            repository.advance_documents(session, variant, repository.Marks(read_at, now), marks, [subject])
+            == 1
+        )
+    assert _documents()[subject][1] == read_at + 5
+
+
 @pytest.mark.parametrize("refreshed", [False, True], ids=["export", "refresh"])
 def test_a_prediction_after_a_document_makes_it_stale(
-    reviewed: dict[str, Any], tmp_path: Path, reads: list[list[int] | str], refreshed: bool, stale_walk: str
+    reviewed: dict[str, Any],
+    tmp_path: Path,
+    reads: list[list[int] | str],
+    refreshed: bool,
+    stale_walk: str,
+    moving_marks: bool,
 ) -> None:
     """A label's confidence comes from its model's prediction, which arrives without a label event."""
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][2]
@@ -299,6 +358,31 @@ def test_a_document_read_while_an_older_transaction_was_open_is_not_kept(
         event_id = session.scalar(select(func.max(LabelEvent.id)).where(LabelEvent.subject_id == subject))
     assert mark < int(event_id or 0), "a document that misses an event below its marks was kept"
     monkeypatch.undo()
+    run_export(project_id, "jsonl", tmp_path / "next")
+    by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "next", "jsonl")}
+    assert _value_of(by_subject[subject], "top.color") == corrected
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_marks_are_not_moved_past_an_event_an_open_older_transaction_may_still_commit(
+    reviewed: dict[str, Any], tmp_path: Path, database_url: str, moving_marks: bool
+) -> None:
+    """Kept documents found current while an older transaction is open keep their marks: its
+    event, below the snapshot's mark, may commit after the part looked."""
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    run_export(project_id, "jsonl", tmp_path / "first")
+    kept = _documents()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as late, Session(bind=late) as late_session:
+            corrected = relabel_in(late_session, subject, "top.color", lambda v: _other_value("top.color", v))
+            _relabel(reviewed["reviewed"][1], "top.color", _other_value("top.color", None))  # committed
+            export = run_export(project_id, "jsonl", tmp_path / "racing")
+            assert export.status == "done"
+            late_session.commit()
+    finally:
+        engine.dispose()
+    assert _documents()[subject] == kept[subject]
     run_export(project_id, "jsonl", tmp_path / "next")
     by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "next", "jsonl")}
     assert _value_of(by_subject[subject], "top.color") == corrected
