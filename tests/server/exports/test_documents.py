@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -386,6 +388,94 @@ def test_marks_are_not_moved_past_an_event_an_open_older_transaction_may_still_c
     run_export(project_id, "jsonl", tmp_path / "next")
     by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "next", "jsonl")}
     assert _value_of(by_subject[subject], "top.color") == corrected
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_row_whose_id_was_drawn_before_the_snapshot_holds_its_documents_back(
+    reviewed: dict[str, Any], tmp_path: Path, database_url: str
+) -> None:
+    """An INSERT draws its row's id (the column default) before it writes the row. A trigger that
+    waits there stands for a slow insert: it drew its id first, a higher id committed, then the
+    snapshot was taken. What the export reads misses that row, so nothing it encodes is kept."""
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    with runtime.database().session_scope() as session:
+        model = session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id)).first()
+        assert model is not None
+        categories = [
+            p.category_id for p in session.scalars(select(Prediction).where(Prediction.subject_id == subject))
+        ]
+        later = ModelVersion(
+            project_id=project_id, family=model.family, version="later@1", spec={}, status="candidate"
+        )
+        session.add(later)
+        session.flush()
+        model_id = later.id
+    insert = text(
+        "INSERT INTO predictions (subject_id, category_id, model_version_id, value, confidence, distribution,"
+        " created_at) VALUES (:subject, :category, :model, '\"x\"', :confidence, '{}', now())"
+    )
+    engine = create_engine(database_url)
+    slow_started = threading.Event()
+    slow_error: list[BaseException] = []
+
+    def slow_insert() -> None:
+        try:
+            with engine.begin() as conn:
+                slow_started.set()
+                conn.execute(
+                    insert,
+                    {"subject": subject, "category": categories[0], "model": model_id, "confidence": 0.25},
+                )
+        except BaseException as exc:  # reported by the test's thread
+            slow_error.append(exc)
+
+    try:
+        with engine.connect() as gate:
+            gate.execute(
+                text(
+                    "CREATE FUNCTION aa_test_wait() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                    " IF NEW.confidence = 0.25 THEN PERFORM pg_advisory_lock(4242);"
+                    " PERFORM pg_advisory_unlock(4242); END IF; RETURN NEW; END $$"
+                )
+            )
+            gate.execute(
+                text(
+                    "CREATE TRIGGER aa_test_wait BEFORE INSERT ON predictions"
+                    " FOR EACH ROW EXECUTE FUNCTION aa_test_wait()"
+                )
+            )
+            gate.commit()
+            gate.execute(text("SELECT pg_advisory_lock(4242)"))  # held by this session
+            slow = threading.Thread(target=slow_insert)
+            slow.start()
+            slow_started.wait(10)
+            for _ in range(200):  # until the insert waits in its trigger, its id drawn
+                waiting = gate.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                ).scalar()
+                if waiting:
+                    break
+                time.sleep(0.05)
+            assert waiting, "the slow insert never reached its trigger"
+            with engine.begin() as conn:  # a higher id, committed
+                conn.execute(
+                    insert,
+                    {"subject": subject, "category": categories[1], "model": model_id, "confidence": 0.5},
+                )
+            export_id = start_here(project_id, "jsonl", tmp_path / "racing")
+            service.run_here(runtime.database(), runtime.storage().get, export_id)
+            assert _documents() == {}, "documents read before a lower id committed were kept"
+            gate.execute(text("SELECT pg_advisory_unlock(4242)"))
+            slow.join(10)
+            gate.rollback()
+            gate.execute(text("DROP TRIGGER aa_test_wait ON predictions"))
+            gate.execute(text("DROP FUNCTION aa_test_wait()"))
+            gate.commit()
+    finally:
+        engine.dispose()
+    assert not slow_error and not slow.is_alive()
+    run_export(project_id, "jsonl", tmp_path / "after")
+    assert set(_documents()) == set(reviewed["reviewed"])
 
 
 def test_a_refresh_encodes_what_changed_so_the_next_export_reads_no_label(
