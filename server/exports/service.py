@@ -331,9 +331,8 @@ def _behind(
         return {}
     read_at = [document_marks for document_marks, _ in kept.values()]
     labels, predictions = _checked_ranges(read_at, marks)
-    if labels[1] - labels[0] + predictions[1] - predictions[0] <= ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT * len(
-        kept
-    ):
+    checked = labels[1] - labels[0] + predictions[1] - predictions[0]
+    if checked <= ADVANCE_MARKS_OVER_IDS_PER_DOCUMENT * len(kept):
         return {}
     behind: dict[repository.Marks, list[int]] = {}
     for subject_id, (document_marks, _) in kept.items():

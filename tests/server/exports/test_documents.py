@@ -448,29 +448,31 @@ def test_a_row_whose_id_was_drawn_before_the_snapshot_holds_its_documents_back(
             gate.execute(text("SELECT pg_advisory_lock(4242)"))  # held by this session
             slow = threading.Thread(target=slow_insert)
             slow.start()
-            slow_started.wait(10)
-            for _ in range(200):  # until the insert waits in its trigger, its id drawn
-                waiting = gate.execute(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-                ).scalar()
-                if waiting:
-                    break
-                time.sleep(0.05)
-            assert waiting, "the slow insert never reached its trigger"
-            with engine.begin() as conn:  # a higher id, committed
-                conn.execute(
-                    insert,
-                    {"subject": subject, "category": categories[1], "model": model_id, "confidence": 0.5},
-                )
-            export_id = start_here(project_id, "jsonl", tmp_path / "racing")
-            service.run_here(runtime.database(), runtime.storage().get, export_id)
-            assert _documents() == {}, "documents read before a lower id committed were kept"
-            gate.execute(text("SELECT pg_advisory_unlock(4242)"))
-            slow.join(10)
-            gate.rollback()
-            gate.execute(text("DROP TRIGGER aa_test_wait ON predictions"))
-            gate.execute(text("DROP FUNCTION aa_test_wait()"))
-            gate.commit()
+            try:
+                slow_started.wait(10)
+                for _ in range(200):  # until the insert waits in its trigger, its id drawn
+                    waiting = gate.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    ).scalar()
+                    if waiting:
+                        break
+                    time.sleep(0.05)
+                assert waiting, "the slow insert never reached its trigger"
+                with engine.begin() as conn:  # a higher id, committed
+                    conn.execute(
+                        insert,
+                        {"subject": subject, "category": categories[1], "model": model_id, "confidence": 0.5},
+                    )
+                export_id = start_here(project_id, "jsonl", tmp_path / "racing")
+                service.run_here(runtime.database(), runtime.storage().get, export_id)
+                assert _documents() == {}, "documents read before a lower id committed were kept"
+            finally:
+                gate.execute(text("SELECT pg_advisory_unlock(4242)"))
+                slow.join(10)
+                gate.rollback()
+                gate.execute(text("DROP TRIGGER aa_test_wait ON predictions"))
+                gate.execute(text("DROP FUNCTION aa_test_wait()"))
+                gate.commit()
     finally:
         engine.dispose()
     assert not slow_error and not slow.is_alive()
