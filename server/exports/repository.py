@@ -526,8 +526,8 @@ def documents_to_refresh(
         .where(
             Subject.project_id == project_id,
             Subject.id > after,
-            _labelled(marks.label_event_high_water, category_ids, states),
             or_(~kept.exists(), stale.exists()),
+            _labelled(marks.label_event_high_water, category_ids, states),
         )
         .order_by(Subject.id)
         .limit(limit)
