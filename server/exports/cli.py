@@ -163,7 +163,12 @@ def _follow(db: Any, export_id: int, bar: Any) -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="encode at most this many (default: all)"
 )
-def export_documents(slug: str, limit: int | None) -> None:
+@click.option(
+    "--full",
+    is_flag=True,
+    help="look at every subject, not only those with label changes since the last complete refresh",
+)
+def export_documents(slug: str, limit: int | None, full: bool) -> None:
     """Encode now the kept export documents that label changes made stale (the beat does it every
     five minutes), so that the next export reads them instead of encoding them."""
     from server.core import runtime
@@ -177,7 +182,7 @@ def export_documents(slug: str, limit: int | None) -> None:
             raise click.ClickException(f"no project {slug!r}")
         project_id = project.id
     started = time.perf_counter()
-    done = service.refresh_documents(db, project_id, limit=limit if limit is not None else 2**62)
+    done = service.refresh_documents(db, project_id, limit=limit if limit is not None else 2**62, full=full)
     seconds = time.perf_counter() - started
     if not done.settled:
         raise click.ClickException(

@@ -24,13 +24,22 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.orm import Session, aliased
 
+from server.core.time import utcnow
 from server.core.upsert import upsert
 from server.orm import Category, Image, LabelEvent, ModelVersion, Prediction, Subject
-from server.orm.exports import Export, ExportDocument, ExportPart, Snapshot, SnapshotSubject
+from server.orm.exports import (
+    Export,
+    ExportDocument,
+    ExportPart,
+    ExportRefreshMark,
+    Snapshot,
+    SnapshotSubject,
+)
 
 
 def label_event_high_water(session: Session) -> int:
@@ -498,11 +507,12 @@ def documents_to_refresh(
     *,
     after: int,
     limit: int,
+    among: Collection[int] | None = None,
 ) -> list[int]:
     """The first `limit` subject ids above `after` that have a label in `states` as of the marks
     and no document of `variant` that stands for them: none kept, or one read at earlier marks
     with a label event or prediction of the subject since (a document read at later marks is
-    left alone: it is newer)."""
+    left alone: it is newer). With `among` (ids above `after`), only among those."""
     document = aliased(ExportDocument)
     kept = select(document.subject_id).where(document.subject_id == Subject.id, document.variant == variant)
     touched = [
@@ -525,7 +535,8 @@ def documents_to_refresh(
         select(Subject.id)
         .where(
             Subject.project_id == project_id,
-            Subject.id > after,
+            # An id list alone: with `Subject.id > after` beside it, SQLite walks the project.
+            Subject.id > after if among is None else Subject.id.in_(list(among)),
             or_(~kept.exists(), stale.exists()),
             _labelled(marks.label_event_high_water, category_ids, states),
         )
@@ -533,6 +544,51 @@ def documents_to_refresh(
         .limit(limit)
     )
     return [int(i) for i in session.scalars(query)]
+
+
+def touched_since(session: Session, project_id: int, since: Marks, marks: Marks) -> list[int]:
+    """The project's subject ids, in order, with a label event or prediction above `since` and up
+    to `marks`: both id ranges read by primary key, then the subjects looked up by id (joined in
+    one statement, SQLite walks the project's subjects instead)."""
+    touched = union(
+        *(
+            select(table.subject_id).where(table.id > low, table.id <= high)
+            for table, low, high in (
+                (LabelEvent, since.label_event_high_water, marks.label_event_high_water),
+                (Prediction, since.prediction_high_water, marks.prediction_high_water),
+            )
+        )
+    )
+    ids = sorted(int(i) for i in session.scalars(touched))
+    found: list[int] = []
+    for start in range(0, len(ids), 1000):
+        query = select(Subject.id).where(
+            Subject.id.in_(ids[start : start + 1000]), Subject.project_id == project_id
+        )
+        found.extend(int(i) for i in session.scalars(query))
+    return sorted(found)
+
+
+def refresh_mark(session: Session, project_id: int, variant: str) -> Marks | None:
+    """The marks of the project's last complete refresh of `variant`, if any."""
+    row = session.execute(
+        select(ExportRefreshMark.label_event_high_water, ExportRefreshMark.prediction_high_water).where(
+            ExportRefreshMark.project_id == project_id, ExportRefreshMark.variant == variant
+        )
+    ).one_or_none()
+    return None if row is None else Marks(int(row[0]), int(row[1]))
+
+
+def set_refresh_mark(session: Session, project_id: int, variant: str, marks: Marks) -> None:
+    table: Table = ExportRefreshMark.__table__  # type: ignore[assignment]
+    row = {
+        "project_id": project_id,
+        "variant": variant,
+        "label_event_high_water": marks.label_event_high_water,
+        "prediction_high_water": marks.prediction_high_water,
+        "refreshed_at": utcnow(),
+    }
+    upsert(session, table, [row], ("project_id", "variant"), list(row)[2:])
 
 
 def recent_export_filters(
@@ -561,6 +617,13 @@ def prune_documents(session: Session, project_id: int, keep_prefix: str) -> int:
         delete(ExportDocument).where(
             ExportDocument.subject_id.in_(select(Subject.id).where(Subject.project_id == project_id)),
             ~ExportDocument.variant.startswith(keep_prefix, autoescape=True),
+        )
+    )
+    # Their refresh marks go with them: a project taken back to that taxonomy has none to read.
+    session.connection().execute(
+        delete(ExportRefreshMark).where(
+            ExportRefreshMark.project_id == project_id,
+            ~ExportRefreshMark.variant.startswith(keep_prefix, autoescape=True),
         )
     )
     return int(result.rowcount or 0)

@@ -9,6 +9,7 @@ files are all there with their recorded checksums is kept when the export is res
 
 from __future__ import annotations
 
+import bisect
 import functools
 import gc
 import hashlib
@@ -449,13 +450,20 @@ class Refreshed(NamedTuple):
 REFRESH_RECENT_EXPORTS = 20
 
 
-def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, batch: int = 1_000) -> Refreshed:
+def refresh_documents(
+    db: Database, project_id: int, *, limit: int = 20_000, batch: int = 1_000, full: bool = False
+) -> Refreshed:
     """Encode now, as of the current marks, the documents the next export would otherwise encode
     itself: for each label-state set of the project's recent document exports, the subjects with
     a label in those states whose kept document is missing or stale (a label event or prediction
     since). After a flywheel round re-labels most subjects, or a day of review, the next export
     then reads kept documents as it did before. At most `limit` documents, `batch` subjects per
-    read; the beat calls this every few minutes, so a larger backlog is worked off in turns."""
+    read; the beat calls this every few minutes, so a larger backlog is worked off in turns.
+
+    A walk that reaches its end with what it read settled keeps its marks for its variant
+    (`repository.set_refresh_mark`); the next one then looks only at the subjects with a label
+    event or prediction since, as nothing else makes a document missing or stale. `full` walks
+    every subject all the same (a document lost some other way is found again)."""
     with db.session_scope() as session:
         project = session.get(Project, project_id)
         if project is None or project.taxonomy_version_id is None:
@@ -481,14 +489,31 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
         category_ids = _exported_category_ids(session, version_id, include_sensitive)
         categories = repository.category_keys(session, version_id)
         model_names = repository.model_version_names(session, project_id)
+        # Variant -> its label states and the marks of its last complete refresh (None: walk all).
+        variants: dict[str, tuple[list[str], repository.Marks | None]] = {}
+        for states in state_sets:
+            variant = document_variant(version_id, states, include_sensitive)
+            since = None if full else repository.refresh_mark(session, project_id, variant)
+            variants.setdefault(variant, (states, since))
     done = 0
-    for states in state_sets:
-        variant = document_variant(version_id, states, include_sensitive)
+    for variant, (states, since) in variants.items():
         after = 0  # subject id: the candidates are walked in id order, `batch` at a time
+        touched: list[int] | None = None  # after a complete refresh: the candidates, read once
+        walked = False
         while done < limit:
             with db.read_scope() as session:
                 if not _settled(session, settles_after_xid):
                     return Refreshed(len(state_sets), done, False)
+                if since is not None and touched is None:
+                    touched = repository.touched_since(session, project_id, since, marks)
+                among = None
+                if touched is not None:
+                    start = bisect.bisect_right(touched, after)
+                    among = touched[start : start + batch]
+                    if not among:
+                        walked = True
+                        break
+                most = min(batch, limit - done)
                 wanted = repository.documents_to_refresh(
                     session,
                     project_id,
@@ -497,11 +522,16 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
                     category_ids,
                     states,
                     after=after,
-                    limit=min(batch, limit - done),
+                    limit=most,
+                    among=among,
                 )
-                if not wanted:
+                if among is None and not wanted:
+                    walked = True
                     break
-                after = wanted[-1]
+                # Past the last candidate looked at: the last one wanted, if `most` cut the list.
+                after = wanted[-1] if among is None or len(wanted) == most else among[-1]
+                if not wanted:
+                    continue
                 with _collector_paused():
                     built = build_records(
                         spec,
@@ -517,6 +547,9 @@ def refresh_documents(db: Database, project_id: int, *, limit: int = 20_000, bat
             with db.session_scope() as session:
                 repository.keep_documents(session, variant, marks, fresh)
             done += len(fresh)
+        if walked:
+            with db.session_scope() as session:
+                repository.set_refresh_mark(session, project_id, variant, marks)
     log.info("export.documents_refreshed", project_id=project_id, variants=len(state_sets), documents=done)
     return Refreshed(len(state_sets), done, True)
 

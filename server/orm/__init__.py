@@ -3,7 +3,7 @@
 from server.orm.assignments import Assignment, GoldAnswer, Submission
 from server.orm.base import Base
 from server.orm.dashboard import DashboardFigure
-from server.orm.exports import Export, Snapshot
+from server.orm.exports import Export, ExportRefreshMark, Snapshot
 from server.orm.flywheel import EvalSetMember, Round
 from server.orm.identity import ApiToken, AuthSession, Invite, LoginAttempt, User
 from server.orm.images import Embedding, Image, Subject
@@ -25,6 +25,7 @@ __all__ = [
     "Embedding",
     "EvalSetMember",
     "Export",
+    "ExportRefreshMark",
     "GoldAnswer",
     "Image",
     "IngestItem",

@@ -97,3 +97,18 @@ class ExportDocument(Base):
     caption: Mapped[str] = mapped_column(Text)
     aa_text: Mapped[str] = mapped_column(Text)
     body: Mapped[bytes] = mapped_column(LargeBinary)  # UTF-8 JSON, written into samples as it is
+
+
+class ExportRefreshMark(Base):
+    """The marks of a project's last complete refresh of one document variant: as of them, every
+    subject with a label in the variant's states had a document that stood for them. Only label
+    events and predictions since can make one missing or stale, so the next refresh reads those
+    instead of every subject (`exports.service.refresh_documents`)."""
+
+    __tablename__ = "export_refresh_marks"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label_event_high_water: Mapped[int] = mapped_column(BigId)
+    prediction_high_water: Mapped[int] = mapped_column(BigId)
+    refreshed_at: Mapped[datetime]

@@ -194,5 +194,11 @@ def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path:
     refreshed = CliRunner().invoke(main, ["export-documents", "--project", slug])
     assert refreshed.exit_code == 0, refreshed.output
     assert f"kept {REVIEWED} documents for 1 label-state sets" in refreshed.output
+    with runtime.database().session_scope() as session:
+        session.execute(delete(ExportDocument))  # lost without a label event since that refresh
+    since = CliRunner().invoke(main, ["export-documents", "--project", slug])
+    assert "kept 0 documents" in since.output, since.output
+    full = CliRunner().invoke(main, ["export-documents", "--project", slug, "--full"])
+    assert f"kept {REVIEWED} documents" in full.output, full.output
     missing = CliRunner().invoke(main, ["export-documents", "--project", "nope"])
     assert missing.exit_code != 0 and "no project" in missing.output

@@ -25,7 +25,7 @@ from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_re
 from server.exports.repository import LabelDocument, SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.orm import LabelEvent, ModelVersion, Prediction
-from server.orm.exports import Export, ExportDocument
+from server.orm.exports import Export, ExportDocument, ExportRefreshMark
 from server.taxonomy.format import load_default
 from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only, start_here
 from tests.server.exports.test_snapshots import _other_value, _relabel, relabel_in
@@ -98,6 +98,22 @@ def _documents() -> dict[int, tuple[str, int]]:
             select(ExportDocument.subject_id, ExportDocument.variant, ExportDocument.label_event_high_water)
         ).all()
     return {int(s): (v, int(mark)) for s, v, mark in rows}
+
+
+def _refresh_marks(project_id: int) -> dict[str, int]:
+    """Variant -> the label-event mark of the project's last complete refresh of it."""
+    with runtime.database().session_scope() as session:
+        rows = session.execute(
+            select(ExportRefreshMark.variant, ExportRefreshMark.label_event_high_water).where(
+                ExportRefreshMark.project_id == project_id
+            )
+        ).all()
+    return {str(variant): int(mark) for variant, mark in rows}
+
+
+def _latest_event() -> int:
+    with runtime.database().session_scope() as session:
+        return int(session.scalar(select(func.max(LabelEvent.id))) or 0)
 
 
 def _snapshot_mark(export: Export) -> int:
@@ -240,18 +256,22 @@ def test_a_document_kept_again_since_it_was_read_keeps_its_new_marks(
     assert _documents()[subject][1] == read_at + 5
 
 
-@pytest.mark.parametrize("refreshed", [False, True], ids=["export", "refresh"])
+@pytest.mark.parametrize("refreshed", ["export", "refresh-walk", "refresh-since"])
 def test_a_prediction_after_a_document_makes_it_stale(
     reviewed: dict[str, Any],
     tmp_path: Path,
     reads: list[list[int] | str],
-    refreshed: bool,
+    refreshed: str,
     stale_walk: str,
     moving_marks: bool,
 ) -> None:
-    """A label's confidence comes from its model's prediction, which arrives without a label event."""
+    """A label's confidence comes from its model's prediction, which arrives without a label event.
+    The refresh finds it walking every subject, or (after a complete refresh) those changed since."""
     project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][2]
     run_export(project_id, "jsonl", tmp_path / "first")
+    if refreshed == "refresh-since":
+        assert service.refresh_documents(runtime.database(), project_id).documents == 0
+        assert _refresh_marks(project_id)
     with runtime.database().session_scope() as session:
         model = session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id)).first()
         assert model is not None
@@ -273,12 +293,12 @@ def test_a_prediction_after_a_document_makes_it_stale(
             )
         )
     reads.clear()
-    if refreshed:  # the beat's refresh finds it stale too, and the export then reads nothing
+    if refreshed != "export":  # the beat's refresh finds it stale too, and the export reads nothing
         assert service.refresh_documents(runtime.database(), project_id).documents == 1
         assert reads == [[subject]]
         reads.clear()
     run_export(project_id, "jsonl", tmp_path / "second")
-    assert reads == ([] if refreshed else [[subject]])
+    assert reads == ([[subject]] if refreshed == "export" else [])
 
 
 def test_other_label_states_are_another_variant(
@@ -297,14 +317,18 @@ def test_other_label_states_are_another_variant(
 def test_documents_of_an_older_document_version_are_dropped_by_the_next_export(
     reviewed: dict[str, Any], tmp_path: Path
 ) -> None:
+    """Their refresh marks go too: a variant's mark speaks for documents that are gone."""
     project_id = reviewed["project"]["id"]
     run_export(project_id, "jsonl", tmp_path / "first")
+    service.refresh_documents(runtime.database(), project_id)
     with runtime.database().session_scope() as session:
         session.execute(update(ExportDocument).values(variant="old-" + ExportDocument.variant))
+        session.execute(update(ExportRefreshMark).values(variant="old-" + ExportRefreshMark.variant))
     old = {v for v, _ in _documents().values()}
-    assert old and all(v.startswith("old-d") for v in old)
+    assert old and all(v.startswith("old-d") for v in old) and set(_refresh_marks(project_id)) == old
     run_export(project_id, "jsonl", tmp_path / "second")
     assert {v for v, _ in _documents().values()} == {v.removeprefix("old-") for v in old}
+    assert _refresh_marks(project_id) == {}
 
 
 # SQLite writes one transaction at a time: its ids commit in order.
@@ -489,17 +513,23 @@ def test_a_refresh_encodes_what_changed_so_the_next_export_reads_no_label(
     assert service.refresh_documents(db, project_id) == service.Refreshed(0, 0, True)  # no export yet
     run_export(project_id, "jsonl", tmp_path / "first")
     assert service.refresh_documents(db, project_id) == service.Refreshed(1, 0, True)  # none stale
+    assert list(_refresh_marks(project_id).values()) == [_latest_event()]  # a complete walk
     after = _other_value("top.color", None)
     _relabel(corrected, "top.color", after)
+    # A document lost without a label event: only a full refresh looks for it.
     with db.session_scope() as session:
         session.execute(delete(ExportDocument).where(ExportDocument.subject_id == undocumented))
     reads.clear()
 
-    assert service.refresh_documents(db, project_id) == service.Refreshed(1, 2, True)
-    assert reads == [sorted([corrected, undocumented])]
-    with db.session_scope() as session:
-        latest = session.scalar(select(func.max(LabelEvent.id)))
+    assert service.refresh_documents(db, project_id) == service.Refreshed(1, 1, True)
+    assert reads == [[corrected]], "the refresh looked beyond the subjects changed since its last"
+    assert undocumented not in _documents()
+    reads.clear()
+    assert service.refresh_documents(db, project_id, full=True) == service.Refreshed(1, 1, True)
+    assert reads == [[undocumented]]
+    latest = _latest_event()
     assert _documents()[corrected][1] == _documents()[undocumented][1] == latest
+    assert list(_refresh_marks(project_id).values()) == [latest]
     reads.clear()
     run_export(project_id, "jsonl", tmp_path / "second")
     assert reads == [], "the export read labels the refresh had encoded"
@@ -524,8 +554,10 @@ def test_a_refresh_stops_at_its_limit_and_the_next_one_goes_on(
     db = _exported_then_forgotten(project_id, tmp_path)
     assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == 2
     assert len(_documents()) == 2
+    assert _refresh_marks(project_id) == {}, "a walk stopped at its limit kept its marks"
     assert service.refresh_documents(db, project_id, limit=2, batch=1).documents == REVIEWED - 2
     assert set(_documents()) == set(reviewed["reviewed"])
+    assert list(_refresh_marks(project_id).values()) == [_latest_event()]
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -540,6 +572,7 @@ def test_a_refresh_keeps_nothing_while_a_transaction_older_than_its_marks_is_ope
             open_transaction.execute(text("SELECT pg_current_xact_id()"))  # takes an id, stays open
             assert service.refresh_documents(db, project_id) == service.Refreshed(1, 0, False)
             assert _documents() == {}
+            assert _refresh_marks(project_id) == {}
             open_transaction.rollback()
     finally:
         engine.dispose()
