@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -63,12 +63,17 @@ def upsert(
     rows: Sequence[dict[str, Any]],
     key: Sequence[str],
     update: Sequence[str],
+    *,
+    update_if: Callable[[Any], ColumnElement[bool]] | None = None,
 ) -> None:
-    """Insert rows or overwrite `update` columns of the existing row with the same key."""
+    """Insert rows or overwrite `update` columns of the existing row with the same key; with
+    `update_if` (given the incoming row, `excluded`), only where that holds for the existing one."""
     if not rows:
         return
     stmt = _insert(session, table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=list(key), set_={c: getattr(stmt.excluded, c) for c in update}
+        index_elements=list(key),
+        set_={c: getattr(stmt.excluded, c) for c in update},
+        where=update_if(stmt.excluded) if update_if is not None else None,
     )
     session.execute(stmt, list(rows))

@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Exists,
     Row,
     Select,
@@ -465,8 +466,24 @@ def keep_documents(
     ]
     columns = ("label_event_high_water", "prediction_high_water", *LabelDocument._fields)
     table: Table = ExportDocument.__table__  # type: ignore[assignment]
+
+    def not_older(new: Any) -> ColumnElement[bool]:
+        # An export of an earlier snapshot leaves a document read at later marks as it is: that
+        # one stands for later snapshots, and the refresh's marks count on it.
+        return and_(
+            table.c.label_event_high_water <= new.label_event_high_water,
+            table.c.prediction_high_water <= new.prediction_high_water,
+        )
+
     for start in range(0, len(rows), 1000):
-        upsert(session, table, rows[start : start + 1000], ("subject_id", "variant"), columns)
+        upsert(
+            session,
+            table,
+            rows[start : start + 1000],
+            ("subject_id", "variant"),
+            columns,
+            update_if=not_older,
+        )
 
 
 def advance_documents(

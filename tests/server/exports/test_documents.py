@@ -209,6 +209,8 @@ def test_an_export_of_an_earlier_snapshot_does_not_take_a_later_document(
     service.run_here(runtime.database(), runtime.storage().get, earlier_id)
     by_subject = {d["subject_id"]: d for d in _contents(tmp_path / "earlier", "jsonl")}
     assert _value_of(by_subject[subject], "top.color") == before
+    # What it encoded for that subject did not replace the later document.
+    assert _documents()[subject][1] == _snapshot_mark(later)
 
 
 def test_a_part_moves_up_the_marks_of_the_documents_it_found_current(
