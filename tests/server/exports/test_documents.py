@@ -562,6 +562,25 @@ def test_a_refresh_stops_at_its_limit_and_the_next_one_goes_on(
     assert list(_refresh_marks(project_id).values()) == [_latest_event()]
 
 
+def test_a_refresh_since_its_marks_stops_at_its_limit_and_keeps_them_until_it_goes_through(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, changed = reviewed["project"]["id"], reviewed["reviewed"][:3]
+    db = runtime.database()
+    run_export(project_id, "jsonl", tmp_path / "first")
+    assert service.refresh_documents(db, project_id).documents == 0
+    marks = _refresh_marks(project_id)
+    for subject in changed:
+        _relabel(subject, "top.color", _other_value("top.color", None))
+    # Three candidates in one batch, cut at two by the limit: the third waits for the next call.
+    assert service.refresh_documents(db, project_id, limit=2, batch=3).documents == 2
+    assert _refresh_marks(project_id) == marks
+    assert service.refresh_documents(db, project_id, limit=2, batch=3).documents == 1
+    latest = _latest_event()
+    assert {_documents()[s][1] for s in changed} == {latest}
+    assert list(_refresh_marks(project_id).values()) == [latest]
+
+
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_refresh_keeps_nothing_while_a_transaction_older_than_its_marks_is_open(
     reviewed: dict[str, Any], tmp_path: Path, database_url: str
