@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,7 @@ def _floor_shard(
 ) -> None:
     """One shard of the mandatory work: each image read and written with a `.txt` and a `.json`
     member of the export's (the first sample's bytes, for every sample), through the exporter's
-    blob reader, tar builder and destination (writev, sha256 of every byte)."""
+    blob reader, tar builder and destination (streamed, writev, sha256 of every byte)."""
     from server.core.storage import LocalStorage
     from server.exports.destinations import Destination
     from server.exports.writers import TarBuilder, shard_name
@@ -357,12 +358,17 @@ def _floor_shard(
     tar = TarBuilder(0)
     caption, document = members
     read = LocalStorage(blob_root).get  # as the export reads its images
-    for key in keys:
-        name = Path(key).stem
-        tar.add(f"{name}.jpg", read(key))
-        tar.add(f"{name}.txt", caption)
-        tar.add(f"{name}.json", document)
-    Destination(str(out)).write(f"{shard_name(index)}.tar", tar.close())
+
+    def archive() -> Iterator[bytes]:  # streamed sample by sample, as the export's
+        for key in keys:
+            name = Path(key).stem
+            tar.add(f"{name}.jpg", read(key))
+            tar.add(f"{name}.txt", caption)
+            tar.add(f"{name}.json", document)
+            yield from tar.take()
+        yield from tar.close()
+
+    Destination(str(out)).write(f"{shard_name(index)}.tar", archive())
 
 
 def floor(

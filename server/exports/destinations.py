@@ -7,6 +7,7 @@ an export's options may name a non-secret `endpoint_url`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -37,35 +38,46 @@ class Destination:
         return f"{self.root}/{name}"
 
     def write(self, name: str, data: bytes | Iterable[bytes]) -> dict[str, Any]:
-        """Write `name` atomically from its bytes, or its chunks in order; returns
-        {"sha256", "bytes"}."""
+        """Write `name` atomically from its bytes, or its chunks in order (an iterator streams:
+        a file holds about GROUP_BYTES in memory at once); returns {"sha256", "bytes"}. If
+        writing fails, or the chunks' iterator raises, the temporary file is removed and
+        nothing is left under the final name."""
         final = self.path(name)
         tmp = final + TMP_SUFFIX
         if self.local:
             self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        chunks = (data,) if isinstance(data, bytes) else data
+        try:
+            sha256, size = self._write_temporary(tmp, chunks)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(tmp)
+            raise
+        self.fs.mv(tmp, final)
+        return {"sha256": sha256, "bytes": size}
+
+    def _write_temporary(self, tmp: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """The chunks written to `tmp`; their sha256 and size."""
         digest = hashlib.sha256()
         size = 0
-        chunks = (data,) if isinstance(data, bytes) else data
         if self.local:
             # Straight to the file, in groups of chunks (writev): fsspec's and Python's buffers,
             # or joining the chunks, each copied every byte once more.
             with open(tmp, "wb", buffering=0) as fh:
                 update = digest.update
-                for group in _groups(chunks):
-                    length = 0
+                for group, length in _groups(chunks):
                     for chunk in group:
                         update(chunk)
-                        length += len(chunk)
                     _write_all(fh.fileno(), group, length)
                     size += length
+                    del group, chunk  # written: free its chunks before the next group is read
         else:
             with self.fs.open(tmp, "wb") as fh:
                 for batch in _batches(chunks):
                     fh.write(batch)
                     digest.update(batch)
                     size += len(batch)
-        self.fs.mv(tmp, final)
-        return {"sha256": digest.hexdigest(), "bytes": size}
+        return digest.hexdigest(), size
 
     def read(self, name: str) -> bytes:
         data = self.fs.cat_file(self.path(name))
@@ -90,12 +102,6 @@ class Destination:
         """Whether every file is there with its recorded checksum."""
         return all(self.sha256(name) == meta["sha256"] for name, meta in files.items())
 
-    def remove_temporaries(self, names: list[str]) -> None:
-        for name in names:
-            tmp = self.path(name) + TMP_SUFFIX
-            if self.fs.exists(tmp):
-                self.fs.rm(tmp)
-
 
 def _batches(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """`chunks` regrouped: small ones joined up to about BATCH_BYTES, a large one as it is."""
@@ -117,19 +123,25 @@ def _batches(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-_GROUP = 512  # chunks per writev: well under any system's IOV_MAX
+_GROUP = 512  # chunks per writev at most: well under any system's IOV_MAX
+# Bytes per writev, about: what a streamed file holds in memory at once (one chunk may be
+# larger), and what is hashed shortly before it is written, while it is still in cache.
+GROUP_BYTES = 1 << 20
 
 
-def _groups(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+def _groups(chunks: Iterable[bytes]) -> Iterator[tuple[list[bytes], int]]:
+    """`chunks` in groups for one writev each, with their sizes; empty chunks left out."""
     group: list[bytes] = []
+    size = 0
     for chunk in chunks:
         if chunk:
             group.append(chunk)
-        if len(group) == _GROUP:
-            yield group
-            group = []
+            size += len(chunk)
+        if len(group) == _GROUP or size >= GROUP_BYTES:
+            yield group, size
+            group, size = [], 0
     if group:
-        yield group
+        yield group, size
 
 
 def _write_all(fd: int, chunks: list[bytes], size: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,28 +119,44 @@ class TarBuilder:
         self.offset += _BLOCK + size + padding
         return offset
 
+    def take(self) -> list[bytes]:
+        """The chunks added since the last `take`, in order: a writer streams them out as it goes
+        instead of holding the whole archive."""
+        chunks, self.chunks = self.chunks, []
+        return chunks
+
     def close(self) -> list[bytes]:
-        """The archive's chunks, in order: two zero blocks end it, zeros pad it to whole records."""
+        """The chunks not yet taken, in order: two zero blocks end the archive, zeros pad it to
+        whole records."""
         end = self.offset + 2 * _BLOCK
         self.chunks.append(b"\0" * (2 * _BLOCK + -end % _RECORD))
-        return self.chunks
+        return self.take()
 
 
 def write_webdataset_part(ctx: PartContext, index: int, records: Sequence[ExportRecord]) -> Files:
-    """`{shard}.tar` (image, caption, attributes per sample) and `{shard}.parquet`, its index."""
+    """`{shard}.tar` (image, caption, attributes per sample) and `{shard}.parquet`, its index.
+    The archive streams to the destination sample by sample: a part holds about one write's
+    worth of it (`destinations.GROUP_BYTES`), whatever the shard's size."""
     tar = TarBuilder(ctx.mtime)
-    add, read_blob = tar.add, ctx.read_blob
-    encode = AttributesEncoder(ctx.spec, ctx.snapshot).encode
-    offsets, sizes = [], []
-    for record in records:
-        image = read_blob(record.storage_key)
-        offsets.append(add(record.image_name, image))
-        sizes.append(len(image))
-        key = record.key
-        add(f"{key}.txt", record.caption.encode())
-        add(f"{key}.json", encode(record))
+    offsets: list[int] = []
+    sizes: list[int] = []
+
+    def archive() -> Iterator[bytes]:
+        add, take, read_blob = tar.add, tar.take, ctx.read_blob
+        encode = AttributesEncoder(ctx.spec, ctx.snapshot).encode
+        for record in records:
+            image = read_blob(record.storage_key)
+            offsets.append(add(record.image_name, image))
+            sizes.append(len(image))
+            key = record.key
+            add(f"{key}.txt", record.caption.encode())
+            add(f"{key}.json", encode(record))
+            del image  # only its chunk holds it now: freed once written, before the next is read
+            yield from take()
+        yield from tar.close()
+
     name = shard_name(index)
-    files = {f"{name}.tar": ctx.destination.write(f"{name}.tar", tar.close())}
+    files = {f"{name}.tar": ctx.destination.write(f"{name}.tar", archive())}
     index_rows = {
         "key": [r.key for r in records],
         "subject_id": [r.subject_id for r in records],
@@ -251,8 +267,9 @@ def finish(fmt: str, ctx: PartContext, parts: int, include_sensitive: bool) -> F
             table = table.drop_columns(["segm_path"])  # segm_path only when parsing masks exist
         return {"cosmicman.parquet": dest.write("cosmicman.parquet", _parquet_bytes(table))}
     if fmt == "jsonl":
-        data = b"".join(dest.read(f"parts/{n}.jsonl") for n in names)
-        return {"labels.jsonl": dest.write("labels.jsonl", data)}
+        # One part's lines in memory at a time, not the whole file.
+        parts_lines = (dest.read(f"parts/{n}.jsonl") for n in names)
+        return {"labels.jsonl": dest.write("labels.jsonl", parts_lines)}
     if fmt == "labelstudio":
         tasks: list[Any] = []
         for n in names:

@@ -65,3 +65,31 @@ def test_an_export_to_s3_lands_complete_with_checksums_and_no_temporaries(
     for name, meta in manifest["files"].items():
         assert hashlib.sha256(fs.cat_file(f"{bucket}/people/v1/{name}")).hexdigest() == meta["sha256"]
     assert "endpoint_url" not in manifest["options"]
+
+
+def test_a_streamed_s3_write_that_fails_part_way_leaves_no_object(s3_endpoint: str) -> None:
+    """A shard streams to S3 in parts (over s3fs's 5 MB block); when its chunks stop with an
+    error part-way, neither the temporary object nor the final one is left."""
+    import s3fs
+
+    from server.exports.destinations import Destination
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    destination = Destination(f"s3://{bucket}/shards", endpoint_url=s3_endpoint)
+    chunk = bytes(range(256)) * 4096  # 1 MB
+
+    def chunks(fail_after: int | None) -> Iterator[bytes]:
+        for n in range(12):
+            if n == fail_after:
+                raise OSError("image unreadable")
+            yield chunk
+
+    written = destination.write("whole.tar", chunks(None))
+    assert written == {"sha256": hashlib.sha256(chunk * 12).hexdigest(), "bytes": 12 * len(chunk)}
+    with pytest.raises(OSError, match="image unreadable"):
+        destination.write("broken.tar", chunks(fail_after=9))
+    fs.invalidate_cache()
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"{bucket}/shards")) == ["whole.tar"]
+    assert hashlib.sha256(fs.cat_file(f"{bucket}/shards/whole.tar")).hexdigest() == written["sha256"]

@@ -18,7 +18,7 @@ from server.core import runtime
 from server.exports import service, writers
 from server.exports.schemas import ExportOptions
 from server.orm.exports import Export, ExportPart
-from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
+from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only, start_here
 
 
 def _shards(out: Path) -> list[str]:
@@ -152,3 +152,71 @@ def test_a_part_whose_file_was_damaged_is_rewritten_on_resume(
     assert (out / "00000.tar").read_bytes() == good
     with tarfile.open(fileobj=io.BytesIO(good)) as tar:
         assert {json.loads(tar.extractfile(m).read())["key"] for m in tar if m.name.endswith(".json")}  # type: ignore[union-attr]
+
+
+@sqlite_only
+def test_a_shard_streams_to_its_file_without_being_held_in_memory(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    """A shard of three 16 MB images (WebDataset shards are commonly a few GB) is written while
+    the part holds about one image: the archive goes out sample by sample, not built whole."""
+    import hashlib
+    import tracemalloc
+
+    image_bytes = 16 << 20
+    read: list[str] = []
+
+    def large_image(key: str) -> bytes:
+        read.append(key)
+        return runtime.storage().get(key).ljust(image_bytes, b"\0")  # a fresh object per read
+
+    out = tmp_path / "wds"
+    export_id = start_here(reviewed["project"]["id"], "webdataset", out)
+    service.preload()  # what a part imports on first use (pandas, for pyarrow) is not the shard
+    tracemalloc.start()
+    try:
+        service.run_here(runtime.database(), large_image, export_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(read) == REVIEWED
+    shard = (out / "00000.tar").read_bytes()
+    assert len(shard) > REVIEWED * image_bytes
+    assert peak < 2 * image_bytes, f"peak {peak >> 20} MB while writing a {len(shard) >> 20} MB shard"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"]["00000.tar"]["sha256"] == hashlib.sha256(shard).hexdigest()
+    with tarfile.open(out / "00000.tar") as tar:
+        images = [m for m in tar if m.name.endswith(".jpg")]
+        assert [m.size for m in images] == [image_bytes] * REVIEWED
+
+
+@sqlite_only
+def test_a_shard_whose_image_is_gone_fails_the_export_and_leaves_no_partial_file(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    from server.orm import Image as ImageRow
+    from server.orm import Subject
+
+    storage = runtime.storage()
+    with runtime.database().session_scope() as session:
+        key = session.scalar(
+            select(ImageRow.storage_key)
+            .join(Subject, Subject.image_id == ImageRow.id)
+            .where(Subject.id == reviewed["reviewed"][1])
+        )
+    assert key is not None
+    image = storage.get(key)
+    storage.delete(key)  # the shard's second sample: the first is already streamed out
+    out = tmp_path / "wds"
+    export = run_export(reviewed["project"]["id"], "webdataset", out)
+    assert export.status == "failed" and export.error is not None
+    assert "part 0: FileNotFoundError" in export.error, export.error
+    assert sorted(p.name for p in out.iterdir()) == []  # no shard, and no temporary one
+
+    storage.put(key, image)
+    with runtime.database().session_scope() as session:
+        service.resume(session, service.get_by_id(session, export.id))
+    with runtime.database().session_scope() as session:  # the resumed parts ran inline on commit
+        resumed = service.get_by_id(session, export.id)
+        assert resumed.status == "done" and resumed.counts["samples"] == REVIEWED
+    assert sorted(p.name for p in out.iterdir()) == ["00000.parquet", "00000.tar", "manifest.json"]
