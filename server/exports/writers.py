@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,12 +271,24 @@ def finish(fmt: str, ctx: PartContext, parts: int, include_sensitive: bool) -> F
         parts_lines = (dest.read(f"parts/{n}.jsonl") for n in names)
         return {"labels.jsonl": dest.write("labels.jsonl", parts_lines)}
     if fmt == "labelstudio":
-        tasks: list[Any] = []
-        for n in names:
-            tasks.extend(json.loads(dest.read(f"parts/{n}.json")))
+        tasks = (json.loads(dest.read(f"parts/{n}.json")) for n in names)
         config = labeling_config(ctx.spec, include_sensitive=include_sensitive).encode()
         return {
-            "tasks.json": dest.write("tasks.json", json.dumps(tasks, ensure_ascii=False, indent=1).encode()),
+            "tasks.json": dest.write("tasks.json", indented_list(tasks)),
             "labeling_config.xml": dest.write("labeling_config.xml", config),
         }
     return {}
+
+
+def indented_list(items_in_parts: Iterable[list[Any]]) -> Iterator[bytes]:
+    """`json.dumps(items, ensure_ascii=False, indent=1)` of the parts' items joined, UTF-8, one
+    part at a time: Label Studio's tasks.json for a whole project is not held in memory. An
+    item's lines inside the list are its own `indent=1` lines one space further in (a JSON
+    string holds no raw newline)."""
+    opened = False
+    for items in items_in_parts:
+        for item in items:
+            text = json.dumps(item, ensure_ascii=False, indent=1).replace("\n", "\n ")
+            yield ((",\n " if opened else "[\n ") + text).encode()
+            opened = True
+    yield b"\n]" if opened else b"[]"

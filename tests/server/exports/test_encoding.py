@@ -25,7 +25,7 @@ from server.exports.records import (
     record_of,
 )
 from server.exports.repository import SubjectRow
-from server.exports.writers import TarBuilder
+from server.exports.writers import TarBuilder, indented_list
 from server.taxonomy.format import TaxonomySpec, load_default
 
 
@@ -163,6 +163,25 @@ def test_a_file_written_in_chunks_is_the_file_its_joined_bytes_make(tmp_path: Pa
     assert (tmp_path / "chunked.tar").read_bytes() == data
     assert destination.write("whole.tar", data) == written
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("parts", [[], [[]], [[], [{"id": 1}], []], "tasks"])
+def test_label_studio_tasks_merged_part_by_part_are_what_json_dumps_writes_of_them_all(
+    parts: list[list[Any]] | str,
+) -> None:
+    if parts == "tasks":
+        task = {
+            "id": 7,
+            "data": {"image": "images/0000000007.jpg", "note": "a line\nand «another»"},
+            "predictions": [{"result": [{"value": {"choices": ["red", "blue"]}}], "score": 0.5}],
+            "annotations": [{"result": []}],
+            "meta": {},
+        }
+        parts = [[task, {**task, "id": 8}], [], [{**task, "id": 9}]]
+    assert isinstance(parts, list)
+    everything = [item for items in parts for item in items]
+    expected = json.dumps(everything, ensure_ascii=False, indent=1).encode()
+    assert b"".join(indented_list(iter(parts))) == expected
 
 
 def _subject_row(subject_id: int) -> SubjectRow:
