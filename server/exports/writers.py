@@ -67,6 +67,52 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+def _has_values(dest: Destination, name: str, column: str) -> bool:
+    """Whether a parquet file's column holds a value: only that column is read."""
+    with dest.fs.open(dest.path(name), "rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        return bool(parquet.read(columns=[column]).column(0).null_count < parquet.metadata.num_rows)
+
+
+class _Chunks:
+    """A file-like sink that keeps what is written as chunks, taken as they come."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> list[bytes]:
+        chunks, self.chunks = self.chunks, []
+        return chunks
+
+
+def _parquet_stream(schema: pa.Schema, tables: Iterable[pa.Table]) -> Iterator[bytes]:
+    """One parquet file of the tables, a row group each, streamed: one table in memory at a
+    time, where concatenating them held a whole project's rows (CosmicMan's aa_text is about
+    a kilobyte a row)."""
+    sink = _Chunks()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for table in tables:
+            writer.write_table(table)
+            yield from sink.take()
+    yield from sink.take()
+
+
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 _NAME_BYTES = 100
@@ -261,11 +307,12 @@ def finish(fmt: str, ctx: PartContext, parts: int, include_sensitive: bool) -> F
     names = [shard_name(i) for i in range(parts)]
     dest = ctx.destination
     if fmt == "cosmicman":
-        tables = [pq.read_table(io.BytesIO(dest.read(f"parts/{n}.parquet"))) for n in names]
-        table = pa.concat_tables(tables) if tables else COSMICMAN_SCHEMA.empty_table()
-        if table.column("segm_path").null_count == table.num_rows:
-            table = table.drop_columns(["segm_path"])  # segm_path only when parsing masks exist
-        return {"cosmicman.parquet": dest.write("cosmicman.parquet", _parquet_bytes(table))}
+        parts_files = [f"parts/{n}.parquet" for n in names]
+        schema = COSMICMAN_SCHEMA
+        if not any(_has_values(dest, name, "segm_path") for name in parts_files):
+            schema = schema.remove(schema.get_field_index("segm_path"))  # only when masks exist
+        tables = (pq.read_table(io.BytesIO(dest.read(name)), columns=schema.names) for name in parts_files)
+        return {"cosmicman.parquet": dest.write("cosmicman.parquet", _parquet_stream(schema, tables))}
     if fmt == "jsonl":
         # One part's lines in memory at a time, not the whole file.
         parts_lines = (dest.read(f"parts/{n}.jsonl") for n in names)

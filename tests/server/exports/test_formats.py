@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from server.core import runtime
 from server.exports.labelstudio import labeling_config
+from server.exports.schemas import ExportOptions
 from server.orm import Subject
 from server.taxonomy.format import load_default
 from tests.server.exports.conftest import REVIEWED, run_export, sqlite_only
@@ -25,8 +26,9 @@ def test_cosmicman_parquet_has_its_columns_in_group_order_with_images_beside(
 ) -> None:
     spec = load_default()
     out = tmp_path / "cm"
-    export = run_export(reviewed["project"]["id"], "cosmicman", out)
+    export = run_export(reviewed["project"]["id"], "cosmicman", out, options=ExportOptions(shard_size=2))
     assert export.status == "done", export.error
+    assert pq.ParquetFile(out / "cosmicman.parquet").metadata.num_row_groups == 2  # a part each
     table = pq.read_table(out / "cosmicman.parquet")
     assert table.column_names == ["path", "height", "width", "aa_text", "aa_ids", "person_type", "caption"]
     groups = [g for g in spec.caption_groups if g.key != "shot"]
@@ -60,8 +62,10 @@ def test_cosmicman_parquet_names_parsing_masks_when_they_exist(
             .values(parsing_mask_key="masks/test.png")
         )
     out = tmp_path / "cm"
-    run_export(reviewed["project"]["id"], "cosmicman", out)
+    # The second part has no mask: the merged file still names the first part's.
+    run_export(reviewed["project"]["id"], "cosmicman", out, options=ExportOptions(shard_size=2))
     rows = pq.read_table(out / "cosmicman.parquet").to_pylist()
+    assert len(rows) == REVIEWED
     with_mask = [r for r in rows if r["segm_path"]]
     assert len(with_mask) == 1 and (out / with_mask[0]["segm_path"]).read_bytes() == buffer.getvalue()
 

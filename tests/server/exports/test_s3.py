@@ -93,3 +93,32 @@ def test_a_streamed_s3_write_that_fails_part_way_leaves_no_object(s3_endpoint: s
     fs.invalidate_cache()
     assert sorted(p.rsplit("/", 1)[1] for p in fs.find(f"{bucket}/shards")) == ["whole.tar"]
     assert hashlib.sha256(fs.cat_file(f"{bucket}/shards/whole.tar")).hexdigest() == written["sha256"]
+
+
+@sqlite_only
+def test_a_cosmicman_export_to_s3_merges_its_parts_into_one_parquet(
+    reviewed: dict[str, Any], s3_endpoint: str
+) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    export = run_export(
+        reviewed["project"]["id"],
+        "cosmicman",
+        f"s3://{bucket}/cm",
+        options=ExportOptions(shard_size=2),
+        endpoint_url=s3_endpoint,
+    )
+    assert export.status == "done", export.error
+    fs.invalidate_cache()
+    merged = fs.cat_file(f"{bucket}/cm/cosmicman.parquet")
+    table = pq.read_table(io.BytesIO(merged))
+    assert table.num_rows == REVIEWED and "segm_path" not in table.column_names  # no masks
+    manifest = json.loads(fs.cat_file(f"{bucket}/cm/manifest.json"))
+    assert manifest["files"]["cosmicman.parquet"]["sha256"] == hashlib.sha256(merged).hexdigest()
+    assert not [p for p in fs.find(f"{bucket}/cm") if p.endswith(".tmp")]
