@@ -613,3 +613,18 @@ def test_any_and_all_combine_conditions() -> None:
     assert "coat.length" in applicable(spec, {**base, "hat.color": "blue"})
     assert "coat.length" not in applicable(spec, {**base, "hat.color": "red"})
     assert "coat.length" in applicable(spec, {**base, "coat.color": "blue", "hat.color": "red"})
+
+
+def test_a_document_parsed_again_shares_its_immutable_spec_and_a_bad_one_fails_each_time() -> None:
+    from pydantic import ValidationError
+
+    from server.taxonomy.service import default_yaml
+
+    text = default_yaml("human-v1")
+    spec = load_taxonomy(text)
+    assert load_taxonomy(text) is spec  # every new project adds this document
+    with pytest.raises(ValidationError):
+        spec.name = "changed"  # type: ignore[misc]
+    for _ in range(2):
+        with pytest.raises(TaxonomyValidationError):
+            load_taxonomy(text.replace("regions:", "regionz:", 1))
