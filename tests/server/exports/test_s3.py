@@ -40,22 +40,26 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.stop()
 
 
+def _new_bucket(endpoint: str) -> tuple[Any, str]:
+    """A client of the server and a bucket of this test's own (moto keeps buckets per process)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    return fs, bucket
+
+
+def _export_to_s3(project_id: int, fmt: str, url: str, endpoint: str) -> Any:
+    return run_export(project_id, fmt, url, options=ExportOptions(shard_size=2), endpoint_url=endpoint)
+
+
 @sqlite_only
 def test_an_export_to_s3_lands_complete_with_checksums_and_no_temporaries(
     reviewed: dict[str, Any], s3_endpoint: str
 ) -> None:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
-    bucket = f"exports-{uuid.uuid4().hex[:12]}"  # moto keeps buckets per process
-    fs.mkdir(bucket)
-    export = run_export(
-        reviewed["project"]["id"],
-        "webdataset",
-        f"s3://{bucket}/people/v1",
-        options=ExportOptions(shard_size=2),
-        endpoint_url=s3_endpoint,
-    )
+    fs, bucket = _new_bucket(s3_endpoint)
+    export = _export_to_s3(reviewed["project"]["id"], "webdataset", f"s3://{bucket}/people/v1", s3_endpoint)
     assert export.status == "done", export.error
     fs.invalidate_cache()
     names = sorted(p.removeprefix(f"{bucket}/people/v1/") for p in fs.find(f"{bucket}/people/v1"))
@@ -70,13 +74,9 @@ def test_an_export_to_s3_lands_complete_with_checksums_and_no_temporaries(
 def test_a_streamed_s3_write_that_fails_part_way_leaves_no_object(s3_endpoint: str) -> None:
     """A shard streams to S3 in parts (over s3fs's 5 MB block); when its chunks stop with an
     error part-way, neither the temporary object nor the final one is left."""
-    import s3fs
-
     from server.exports.destinations import Destination
 
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
-    bucket = f"exports-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket)
+    fs, bucket = _new_bucket(s3_endpoint)
     destination = Destination(f"s3://{bucket}/shards", endpoint_url=s3_endpoint)
     chunk = bytes(range(256)) * 4096  # 1 MB
 
@@ -102,18 +102,9 @@ def test_a_cosmicman_export_to_s3_merges_its_parts_into_one_parquet(
     import io
 
     import pyarrow.parquet as pq
-    import s3fs
 
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
-    bucket = f"exports-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket)
-    export = run_export(
-        reviewed["project"]["id"],
-        "cosmicman",
-        f"s3://{bucket}/cm",
-        options=ExportOptions(shard_size=2),
-        endpoint_url=s3_endpoint,
-    )
+    fs, bucket = _new_bucket(s3_endpoint)
+    export = _export_to_s3(reviewed["project"]["id"], "cosmicman", f"s3://{bucket}/cm", s3_endpoint)
     assert export.status == "done", export.error
     fs.invalidate_cache()
     merged = fs.cat_file(f"{bucket}/cm/cosmicman.parquet")
