@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from server.core.config import get_settings
@@ -41,11 +43,21 @@ def create_export(body: ExportCreate, session: DbSession, access: ProjectLead) -
 
 
 @router.post("/projects/{project_id}/exports/documents/refresh", status_code=202)
-def refresh_documents(session: DbSession, access: ProjectLead) -> dict[str, bool]:
+def refresh_documents(
+    session: DbSession,
+    access: ProjectLead,
+    full: Annotated[
+        bool,
+        Query(
+            description="look at every subject, not only those with label events or predictions "
+            "since the last complete refresh: finds documents lost some other way (slower)"
+        ),
+    ] = False,
+) -> dict[str, bool]:
     """Queue the encoding of the documents that label changes made stale (the beat also does it
     every five minutes), so that the next export reads them instead of encoding them."""
-    service.queue_refresh(session, access.project.id)
-    return {"queued": True}
+    service.queue_refresh(session, access.project.id, full=full)
+    return {"queued": True, "full": full}
 
 
 @router.get("/projects/{project_id}/exports", response_model=list[ExportOut])

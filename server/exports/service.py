@@ -559,8 +559,12 @@ def projects_to_refresh(session: Session) -> list[int]:
     return repository.projects_with_exports(session, DOCUMENT_FORMATS)
 
 
-def queue_refresh(session: Session, project_id: int) -> None:
-    jobs.enqueue(session, tasknames.EXPORT_REFRESH_DOCUMENTS, project_id=project_id)
+def queue_refresh(session: Session, project_id: int, *, full: bool = False) -> None:
+    # `full` only when asked: a message without it is one every worker's task accepts.
+    if full:
+        jobs.enqueue(session, tasknames.EXPORT_REFRESH_DOCUMENTS, project_id=project_id, full=True)
+    else:
+        jobs.enqueue(session, tasknames.EXPORT_REFRESH_DOCUMENTS, project_id=project_id)
 
 
 def _settled(session: Session, settles_after_xid: int | None) -> bool:

@@ -38,13 +38,14 @@ def finish(export_id: int) -> None:
 
 
 @shared_task(name=tasknames.EXPORT_REFRESH_DOCUMENTS)
-def refresh_documents(project_id: int | None = None) -> dict[int, int]:
-    """One project's stale documents, or (the beat) those of every project that has exported;
+def refresh_documents(project_id: int | None = None, full: bool = False) -> dict[int, int]:
+    """One project's stale documents (`full`: walking every subject, not only those changed
+    since its last complete refresh), or (the beat) those of every project that has exported;
     returns project id -> documents kept. On the beat a project whose refresh fails is logged and
     the others still run; the task then fails, naming the projects that did."""
     db = runtime.database()
     if project_id is not None:
-        return {project_id: service.refresh_documents(db, project_id).documents}
+        return {project_id: service.refresh_documents(db, project_id, full=full).documents}
     with db.session_scope() as session:
         project_ids = service.projects_to_refresh(session)
     kept: dict[int, int] = {}

@@ -124,13 +124,28 @@ def test_a_lead_queues_a_refresh_of_the_documents_labels_made_stale(
     sent: list[jobs.Job] = []
     jobs.configure(sent.append)
     response = admin.post(f"/projects/{project_id}/exports/documents/refresh")
-    assert (response.status_code, response.json()) == (202, {"queued": True})
+    assert (response.status_code, response.json()) == (202, {"queued": True, "full": False})
     assert [(j.name, j.kwargs) for j in sent] == [
         (tasknames.EXPORT_REFRESH_DOCUMENTS, {"project_id": project_id})
     ]
     from server.exports import tasks
 
     assert tasks.refresh_documents() == {project_id: REVIEWED}  # the beat's call: every project
+
+    # That walk was complete, so the next looks only at what changed since: documents deleted
+    # without a label event are found by a full walk alone, which a lead can ask for.
+    with runtime.database().session_scope() as session:
+        session.execute(delete(ExportDocument))
+    sent.clear()
+    response = admin.post(f"/projects/{project_id}/exports/documents/refresh?full=true")
+    assert (response.status_code, response.json()) == (202, {"queued": True, "full": True})
+    [job] = sent
+    assert (job.name, job.kwargs) == (
+        tasknames.EXPORT_REFRESH_DOCUMENTS,
+        {"project_id": project_id, "full": True},
+    )
+    assert tasks.refresh_documents(project_id) == {project_id: 0}
+    assert tasks.refresh_documents(**job.kwargs) == {project_id: REVIEWED}
 
 
 def test_one_projects_failed_refresh_does_not_stop_the_beats_refresh_of_the_others(
