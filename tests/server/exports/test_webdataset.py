@@ -206,7 +206,7 @@ def test_a_shard_whose_image_is_gone_fails_the_export_and_leaves_no_partial_file
         )
     assert key is not None
     image = storage.get(key)
-    storage.delete(key)  # the shard's second sample: the first is already streamed out
+    storage.delete(key)  # the shard's second sample: its temporary file is open by then
     out = tmp_path / "wds"
     export = run_export(reviewed["project"]["id"], "webdataset", out)
     assert export.status == "failed" and export.error is not None
