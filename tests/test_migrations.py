@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from server.orm import Base
 from tests.conftest import (
@@ -124,3 +124,39 @@ def test_upgrade_downgrade_upgrade_round_trip_leaves_the_same_schema(fresh_url: 
     command.upgrade(config, "head")
     assert _tables(fresh_url) == before
     assert _differences(fresh_url) == []
+
+
+def test_snapshots_taken_before_0015_keep_their_projects_sensitive_setting(fresh_url: str) -> None:
+    """0015 freezes `include_sensitive` in every snapshot: older ones get their project's setting,
+    what their next part or resumption would have read."""
+    config = alembic_config(fresh_url)
+    command.downgrade(config, "0014")
+    engine = create_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # rows without their taxonomy: skip the FK checks
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for project_id, settings in ((1, '{"include_sensitive": true}'), (2, "{}")):
+                conn.execute(
+                    text(
+                        "INSERT INTO projects (id, name, slug, description, settings, created_at) "
+                        "VALUES (:id, :name, :name, '', :settings, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": project_id, "name": f"p{project_id}", "settings": settings},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO snapshots (id, project_id, taxonomy_version_id, "
+                        "label_event_high_water, filters, created_at) "
+                        "VALUES (:id, :id, 1, 0, '{}', CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": project_id},
+                )
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            said = dict(conn.execute(text("SELECT project_id, include_sensitive FROM snapshots")).all())
+            assert {k: bool(v) for k, v in said.items()} == {1: True, 2: False}
+            conn.execute(text("DELETE FROM snapshots"))
+            conn.execute(text("DELETE FROM projects"))
+    finally:
+        engine.dispose()

@@ -22,6 +22,7 @@ def _detail(session: DbSession, export: Export) -> ExportDetail:
             **ExportOut.model_validate(export).model_dump(),
             "filters": snapshot.filters,
             "label_event_high_water": snapshot.label_event_high_water,
+            "include_sensitive": snapshot.include_sensitive,
             "manifest": export.manifest,
         }
     )

@@ -72,4 +72,7 @@ class ExportOut(BaseModel):
 class ExportDetail(ExportOut):
     filters: dict[str, Any]
     label_event_high_water: int
+    include_sensitive: bool = Field(
+        description="whether sensitive categories are exported: the project's setting when the export began"
+    )
     manifest: dict[str, Any] | None

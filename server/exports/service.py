@@ -94,6 +94,7 @@ def start_export(
         # Read after the marks: a transaction that wrote at or below them had its id by then.
         settles_after_xid=_transaction_id(session),
         filters=filters.model_dump(mode="json"),
+        include_sensitive=projects.settings_of(project).include_sensitive,
     )
     session.add(snapshot)
     session.flush()
@@ -136,8 +137,7 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
     assert project is not None
     filters = ExportFilters.model_validate(snapshot.filters)
     options = ExportOptions.model_validate({k: v for k, v in export.options.items() if k != "endpoint_url"})
-    include_sensitive = projects.settings_of(project).include_sensitive
-    category_ids = _exported_category_ids(session, snapshot.taxonomy_version_id, include_sensitive)
+    category_ids = _exported_category_ids(session, snapshot.taxonomy_version_id, snapshot.include_sensitive)
     changed_after = None
     if filters.since_export_id is not None:
         earlier = session.get(Export, filters.since_export_id)
@@ -359,10 +359,8 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
     kept document stands for the snapshot is not read again; the others are read and encoded.
     `spec`: the snapshot's taxonomy (the part's context holds it)."""
     snapshot = _snapshot(session, export)
-    project = session.get(Project, export.project_id)
-    assert project is not None
     filters = ExportFilters.model_validate(snapshot.filters)
-    include_sensitive = projects.settings_of(project).include_sensitive
+    include_sensitive = snapshot.include_sensitive
     marks = marks_of(snapshot)
     rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
     in_range = repository.in_range(snapshot.id, part.first, part.stop)
@@ -398,7 +396,7 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
             unread,
             repository.labels_as_of(session, marks, subjects),
             categories,
-            repository.model_version_names(session, project.id),
+            repository.model_version_names(session, export.project_id),
             states=filters.label_states(),
             include_sensitive=include_sensitive,
             predictions=(
@@ -680,9 +678,7 @@ def finish(db: Database, read_blob: ReadBlob, export_id: int) -> None:
             return
         context = _context(session, export, read_blob)
         snapshot = _snapshot(session, export)
-        project = session.get(Project, export.project_id)
-        assert project is not None
-        include_sensitive = projects.settings_of(project).include_sensitive
+        include_sensitive = snapshot.include_sensitive
         version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
         assert version is not None
         fmt = export.format

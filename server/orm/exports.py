@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.orm.base import Base, BigId, CreatedMixin, IdMixin
@@ -25,6 +25,9 @@ class Snapshot(IdMixin, CreatedMixin, Base):
     # once every transaction up to it has ended, nothing at or below the marks can still appear.
     settles_after_xid: Mapped[int | None] = mapped_column(BigInteger)
     subject_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The project's `include_sensitive` as of the start: every part and the manifest say
+    # sensitive categories alike, whatever the setting is by the time they run.
+    include_sensitive: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class SnapshotSubject(Base):

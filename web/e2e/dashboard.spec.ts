@@ -127,7 +127,12 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   const href = await detail.getByTestId("manifest-link").getAttribute("href");
   const manifest = await page.request.get(href ?? "");
   expect(manifest.status()).toBe(200);
-  expect(((await manifest.json()) as { counts: { subjects: number } }).counts.subjects).toBe(counts.verified);
+  const said = (await manifest.json()) as { counts: { subjects: number }; include_sensitive: boolean };
+  expect(said.counts.subjects).toBe(counts.verified);
+  // The card says what the manifest does: whether sensitive categories went out.
+  await expect(detail.getByTestId("export-sensitive")).toHaveText(
+    `${said.include_sensitive ? "with" : "without"} sensitive categories`,
+  );
   await screenshot(page, testInfo, "exports", { prefix: "dashboard", fullPage: true });
 
   expect(errors, "console errors").toEqual([]);

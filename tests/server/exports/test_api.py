@@ -28,6 +28,7 @@ def test_a_lead_exports_through_the_api_and_downloads_the_files(admin: Api, revi
     assert got["status"] == "done" and got["progress"] == 1.0
     assert got["counts"]["samples"] == REVIEWED and got["manifest"]["counts"] == got["counts"]
     assert got["label_event_high_water"] > 0 and got["filters"]["states"] == ["verified"]
+    assert got["include_sensitive"] is False is got["manifest"]["include_sensitive"]
     assert [e["id"] for e in admin.get(f"/projects/{project_id}/exports").json()] == [export_id]
     manifest = admin.get(f"/projects/{project_id}/exports/{export_id}/files/manifest.json")
     assert manifest.status_code == 200 and json.loads(manifest.content) == got["manifest"]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -96,6 +97,80 @@ def test_a_label_changed_after_the_snapshot_does_not_show_up(
     fresh = run_export(project_id, "jsonl", tmp_path / "fresh")
     assert fresh.status == "done"
     assert _jsonl(tmp_path / "fresh")[subject]["regions"]["top"]["color"] == after
+
+
+def _say_gender(subject_id: int, project_id: int) -> None:
+    """A person says the subject's apparent gender (a sensitive category), verified."""
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        version = taxonomy.current_version(session, project)
+        in_version = Category.taxonomy_version_id == version.id
+        category = session.scalar(select(Category).where(in_version, Category.key == "identity.gender"))
+        assert category is not None and category.sensitive
+        existing = session.scalar(
+            select(Label).where(Label.subject_id == subject_id, Label.category_id == category.id)
+        )
+        assert existing is None  # the demo labeler does not predict sensitive categories
+        label = Label(
+            subject_id=subject_id,
+            category_id=category.id,
+            taxonomy_version_id=version.id,
+            value=category.values[0].key,
+            state="verified",
+            updated_at=utcnow(),
+        )
+        session.add(label)
+        session.flush()
+        session.add(
+            LabelEvent(
+                label_id=label.id,
+                subject_id=subject_id,
+                category_id=category.id,
+                to_value=label.value,
+                to_state="verified",
+                reason="review",
+            )
+        )
+
+
+def _opt_in(project_id: int, include_sensitive: bool) -> None:
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        settings = projects.settings_of(project)
+        settings.include_sensitive = include_sensitive
+        projects.update_settings(project, settings)
+
+
+@pytest.mark.parametrize("at_start", [False, True], ids=["opted-out", "opted-in"])
+def test_an_export_says_sensitive_categories_as_its_project_did_when_it_began(
+    reviewed: dict[str, Any], tmp_path: Path, at_start: bool
+) -> None:
+    project_id, subject = reviewed["project"]["id"], reviewed["reviewed"][0]
+    _say_gender(subject, project_id)
+    _opt_in(project_id, at_start)
+    export_id = start_here(project_id, "jsonl", tmp_path / "out", options=ExportOptions(shard_size=1))
+    # The lead changes the setting before the plan and every part run.
+    _opt_in(project_id, not at_start)
+
+    service.run_here(runtime.database(), runtime.storage().get, export_id)
+    with runtime.database().session_scope() as session:
+        export = session.get(Export, export_id)
+        assert export is not None and export.status == "done", export and export.error
+        assert export.manifest is not None
+        manifest = export.manifest
+    documents = _jsonl(tmp_path / "out")
+    assert len(documents) == REVIEWED == manifest["counts"]["parts"]
+    assert ("gender" in documents[subject]["regions"]["identity"]) is at_start
+    assert manifest["include_sensitive"] is at_start
+    # The labels the manifest counts are those the parts wrote.
+    said = sum(len(values) for doc in documents.values() for values in doc["regions"].values())
+    assert manifest["counts"]["labels"] == said
+
+    # What the project says now holds for the next export.
+    run_export(project_id, "jsonl", tmp_path / "next")
+    assert ("gender" in _jsonl(tmp_path / "next")[subject]["regions"]["identity"]) is not at_start
 
 
 def test_filters_choose_states_subjects_sources_quality_and_changes_since(

@@ -230,6 +230,8 @@ export interface ExportOut {
 export interface ExportDetail extends ExportOut {
   filters: Record<string, unknown>;
   label_event_high_water: number;
+  /** The project's setting when the export began: every part and the manifest follow it. */
+  include_sensitive: boolean;
   manifest: { files?: Record<string, { sha256: string; bytes: number }>; [extra: string]: unknown } | null;
 }
 

@@ -173,7 +173,10 @@ function ExportDetail({ projectId, exportId }: { projectId: number; exportId: nu
           return (
             <>
               <p>
-                <span className={`status status--${detail.status}`}>{detail.status}</span> · {detail.destination}
+                <span className={`status status--${detail.status}`}>{detail.status}</span> · {detail.destination} ·{" "}
+                <span data-testid="export-sensitive">
+                  {detail.include_sensitive ? "with" : "without"} sensitive categories
+                </span>
               </p>
               {detail.manifest === null ? (
                 <p className="muted">The manifest is written when every part is done.</p>
