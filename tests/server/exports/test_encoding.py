@@ -96,7 +96,7 @@ def _records(spec: TaxonomySpec, n: int) -> list[ExportRecord]:
             bbox=rng.choice([None, "[0,0,384,512]", "[1.5,2,3,4]"]),
             quality=rng.choice([None, "null", "{}", '{"sharpness":0.5,"brightness":0.25}']),
             shot_type=rng.choice([None, "full_body"]),
-            detector_score=rng.choice([None, 0.93, 1.0]),
+            detector_score=rng.choice([None, 0.93, 1.0, 0.1 + i / 7, 1e-9, -0.0, float("nan"), float("inf")]),
             analyzer_version=rng.choice([None, "a@1"]),
             source_id=rng.choice([None, 3]),
             licence=rng.choice(["", "cc-by", 'a "quoted" licence ü']),
