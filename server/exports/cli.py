@@ -140,9 +140,12 @@ def export(
     with db.session_scope() as session:
         final = service.get_by_id(session, export_id)
         status, counts, error = final.status, dict(final.counts), final.error
+        note = service.empty_note(final, service.snapshot_of(session, final))
     if status != "done":
         raise click.ClickException(f"export {export_id} is {status}: {error or ''}")
     click.echo(f"done: {counts}")
+    if note is not None:
+        click.echo(note)
 
 
 def _follow(db: Any, export_id: int, bar: Any) -> None:

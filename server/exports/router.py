@@ -24,6 +24,7 @@ def _detail(session: DbSession, export: Export) -> ExportDetail:
             "label_event_high_water": snapshot.label_event_high_water,
             "include_sensitive": snapshot.include_sensitive,
             "manifest": export.manifest,
+            "note": service.empty_note(export, snapshot),
         }
     )
 

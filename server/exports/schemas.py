@@ -76,3 +76,6 @@ class ExportDetail(ExportOut):
         description="whether sensitive categories are exported: the project's setting when the export began"
     )
     manifest: dict[str, Any] | None
+    note: str | None = Field(
+        default=None, description="why a finished export holds no sample, and how to get some; null otherwise"
+    )

@@ -881,6 +881,34 @@ def snapshot_of(session: Session, export: Export) -> Snapshot:
     return _snapshot(session, export)
 
 
+def empty_note(export: Export, snapshot: Snapshot) -> str | None:
+    """Why a finished export holds no sample, for whoever started it (None when it holds some): a
+    project fresh from its labelers has predictions only, which no export takes."""
+    if export.status != "done" or snapshot.subject_count != 0:
+        return None
+    filters = ExportFilters.model_validate(snapshot.filters)
+    narrowed = [
+        name
+        for name, applied in (
+            ("subject ids", filters.subject_ids is not None),
+            ("sources", filters.source_ids is not None),
+            ("quality floors", bool(filters.min_quality)),
+            (f"changed since export {filters.since_export_id}", filters.since_export_id is not None),
+        )
+        if applied
+    ]
+    note = f"No subject had a label in the chosen states ({', '.join(filters.states)}) as of the snapshot"
+    if narrowed:
+        note += f" among those its filters kept ({', '.join(narrowed)})"
+    note += (
+        ". Labels are verified when people review them, and auto_accepted when the labeler decided "
+        "them alone in a category it is trusted with"
+    )
+    if "auto_accepted" not in filters.states:
+        note += "; choose auto_accepted as well to export the latter"
+    return note + ". Predictions awaiting review are never exported."
+
+
 def local_file(export: Export, name: str) -> Path:
     """A finished local export's file, by a name its manifest lists."""
     if export.status != "done" or export.manifest is None:

@@ -127,13 +127,22 @@ test("the lead sees funnel, flywheel, work, models, taxonomy, sources and export
   const href = await detail.getByTestId("manifest-link").getAttribute("href");
   const manifest = await page.request.get(href ?? "");
   expect(manifest.status()).toBe(200);
-  const said = (await manifest.json()) as { counts: { subjects: number }; include_sensitive: boolean };
+  const said = (await manifest.json()) as { export_id: number; counts: { subjects: number }; include_sensitive: boolean };
   expect(said.counts.subjects).toBe(counts.verified);
   // The card says what the manifest does: whether sensitive categories went out.
   await expect(detail.getByTestId("export-sensitive")).toHaveText(
     `${said.include_sensitive ? "with" : "without"} sensitive categories`,
   );
+  await expect(detail.getByTestId("export-note")).toHaveCount(0);
   await screenshot(page, testInfo, "exports", { prefix: "dashboard", fullPage: true });
+  // Nothing changed since that export: one of what changed since it holds no sample, and says why.
+  await page.getByTestId("export-form").getByLabel("only changed since export").selectOption(String(said.export_id));
+  await page.getByTestId("export-create").click();
+  await expect(exportsTable.locator("tbody tr")).toHaveCount(before + 2);
+  await expect(detail.getByTestId("export-note")).toContainText(
+    `No subject had a label in the chosen states (verified) as of the snapshot among those its filters kept (changed since export ${said.export_id})`,
+    { timeout: 30_000 },
+  );
 
   expect(errors, "console errors").toEqual([]);
 });

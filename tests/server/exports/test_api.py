@@ -29,6 +29,7 @@ def test_a_lead_exports_through_the_api_and_downloads_the_files(admin: Api, revi
     assert got["counts"]["samples"] == REVIEWED and got["manifest"]["counts"] == got["counts"]
     assert got["label_event_high_water"] > 0 and got["filters"]["states"] == ["verified"]
     assert got["include_sensitive"] is False is got["manifest"]["include_sensitive"]
+    assert got["note"] is None
     assert [e["id"] for e in admin.get(f"/projects/{project_id}/exports").json()] == [export_id]
     manifest = admin.get(f"/projects/{project_id}/exports/{export_id}/files/manifest.json")
     assert manifest.status_code == 200 and json.loads(manifest.content) == got["manifest"]
@@ -37,6 +38,30 @@ def test_a_lead_exports_through_the_api_and_downloads_the_files(admin: Api, revi
     for name in ("../secret_key", "00000.tar.tmp", "nothing.tar"):
         assert admin.get(f"/projects/{project_id}/exports/{export_id}/files/{name}").status_code == 404
     assert admin.post(f"/projects/{project_id}/exports/{export_id}/cancel").status_code == 409
+
+
+def test_an_export_that_finds_no_subject_says_why(admin: Api, reviewed: dict[str, Any]) -> None:
+    project_id = reviewed["project"]["id"]
+
+    def export(filters: dict[str, Any]) -> dict[str, Any]:
+        created = admin.post(f"/projects/{project_id}/exports", json={"format": "jsonl", "filters": filters})
+        assert created.status_code == 202, created.text
+        got: dict[str, Any] = admin.get(f"/projects/{project_id}/exports/{created.json()['id']}").json()
+        assert got["status"] == "done", got
+        return got
+
+    # The labeler is trusted with no category yet: people decided every label there is.
+    alone = export({"states": ["auto_accepted"]})
+    assert alone["counts"]["samples"] == 0 and alone["manifest"]["counts"]["samples"] == 0
+    assert alone["note"].startswith("No subject had a label in the chosen states (auto_accepted) as of")
+    assert "filters kept" not in alone["note"] and "choose auto_accepted" not in alone["note"]
+    first = export({"states": ["verified"]})
+    assert first["counts"]["samples"] == REVIEWED and first["note"] is None
+    # Nothing changed since: the filter, not the states, left nothing.
+    since = export({"states": ["verified"], "since_export_id": first["id"]})
+    assert since["counts"]["samples"] == 0
+    assert f"filters kept (changed since export {first['id']})" in since["note"]
+    assert "choose auto_accepted as well" in since["note"]
 
 
 @sqlite_only
@@ -190,6 +215,7 @@ def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path:
     )
     assert result.exit_code == 0, result.output
     assert "parts" in result.output and "done:" in result.output
+    assert "No subject had" not in result.output
     assert len((out / "labels.jsonl").read_text().splitlines()) == REVIEWED
     missing = CliRunner().invoke(main, ["export", "--project", "nope", "--out", str(out)])
     assert missing.exit_code != 0 and "no project" in missing.output
@@ -218,3 +244,9 @@ def test_the_cli_exports_with_a_progress_bar(reviewed: dict[str, Any], tmp_path:
     assert f"kept {REVIEWED} documents" in full.output, full.output
     missing = CliRunner().invoke(main, ["export-documents", "--project", "nope"])
     assert missing.exit_code != 0 and "no project" in missing.output
+    # A project whose labeler is trusted with nothing has no auto-accepted label: the CLI says so.
+    empty = CliRunner().invoke(
+        main, ["export", "--project", slug, "--out", str(tmp_path / "empty"), "--state", "auto_accepted"]
+    )
+    assert empty.exit_code == 0, empty.output
+    assert "No subject had a label in the chosen states (auto_accepted)" in empty.output

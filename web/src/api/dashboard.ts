@@ -233,6 +233,8 @@ export interface ExportDetail extends ExportOut {
   /** The project's setting when the export began: every part and the manifest follow it. */
   include_sensitive: boolean;
   manifest: { files?: Record<string, { sha256: string; bytes: number }>; [extra: string]: unknown } | null;
+  /** Why a finished export holds no sample, and how to get some; null otherwise. */
+  note: string | null;
 }
 
 export interface Member {

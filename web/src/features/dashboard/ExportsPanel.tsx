@@ -178,6 +178,11 @@ function ExportDetail({ projectId, exportId }: { projectId: number; exportId: nu
                   {detail.include_sensitive ? "with" : "without"} sensitive categories
                 </span>
               </p>
+              {detail.note !== null && (
+                <p className="banner" role="status" data-testid="export-note">
+                  {detail.note}
+                </p>
+              )}
               {detail.manifest === null ? (
                 <p className="muted">The manifest is written when every part is done.</p>
               ) : (
