@@ -431,6 +431,10 @@ def dumps(document: Any) -> str:
     return _ENCODER.encode(document)
 
 
+# `json.dumps(..., ensure_ascii=False)`, json's default separators: CosmicMan's aa_text is written so.
+_aa_dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+
 _HEAD = (
     '{"key":"%s","subject_id":%d,"caption":%s,"person_type":%s,'
     '"image":{"id":%d,"sha256":%s,"width":%d,"height":%d,"mime":%s,"source_id":%s,"licence":%s,'
@@ -504,22 +508,44 @@ class AttributesEncoder:
 
     def document(self, record: ExportRecord) -> LabelDocument:
         """The record's label-derived pieces, to keep for the next export."""
+        body, groups = self._encoded_labels(record)
         return LabelDocument(
             states=label_states(record),
             person_type=_shot_label(record),
             caption=record.caption,
-            aa_text=aa_text(self.spec, record),
-            body=self.body(record),
+            aa_text=self._aa_text(groups),
+            body=body,
         )
 
     def body(self, record: ExportRecord) -> bytes:
         """`"regions":{...},"provenance":[...],"groups":{...}` of the attributes document, UTF-8."""
+        return self._encoded_labels(record)[0]
+
+    def _aa_text(self, groups: Mapping[str, Mapping[str, tuple[str, str]]]) -> str:
+        """`aa_text(spec, record)` from the groups `_encoded_labels` found: the same attributes
+        and words, written with json's default separators."""
+        return (
+            "["
+            + ", ".join(
+                [
+                    "{" + ", ".join([aa_words for _, aa_words in attributes.values()]) + "}"
+                    if (attributes := groups.get(group_key))
+                    else "null"
+                    for group_key, _ in self._groups
+                ]
+            )
+            + "]"
+        )
+
+    def _encoded_labels(self, record: ExportRecord) -> tuple[bytes, dict[str, dict[str, tuple[str, str]]]]:
+        """The body, and per caption group its attributes' words as the body and as CosmicMan's
+        aa_text write them."""
         known = self._labels
         if len(known) > _REMEMBERED_AT_MOST:  # free-text values would grow it without end
             known.clear()
         regions: dict[str, list[str]] = {}
         provenance: dict[str, list[str]] = {}
-        groups: dict[str, dict[str, str]] = {}
+        groups: dict[str, dict[str, tuple[str, str]]] = {}
         for full_key, label in record.labels.items():
             value, state, by_person, model_version, confidence = label
             kind = value.__class__
@@ -533,7 +559,7 @@ class AttributesEncoder:
                     encoded = known[key] = self._encoded(full_key, label)
             if encoded is None:
                 encoded = self._encoded(full_key, label)
-            region, said, source, name, group, attribute, words = encoded
+            region, said, source, name, group, attribute, words, aa_words = encoded
             # `x - x == 0` holds for finite floats only: NaN and infinities go through json.
             number = (
                 float.__repr__(confidence)
@@ -552,7 +578,7 @@ class AttributesEncoder:
                 attributes = groups.get(group)
                 if attributes is None:
                     attributes = groups[group] = {}
-                attributes[attribute] = words  # a later category of the same key wins, in place
+                attributes[attribute] = (words, aa_words)  # a later category of the same key wins, in place
         out = ['"regions":{']
         out.append(",".join([region + ",".join(values) + "}" for region, values in regions.items()]))
         out.append('},"provenance":[')
@@ -561,20 +587,21 @@ class AttributesEncoder:
         out.append(
             ",".join(
                 [
-                    opening + ",".join(attributes.values()) + "}"
+                    opening + ",".join([words for words, _ in attributes.values()]) + "}"
                     for group_key, opening in self._groups
                     if (attributes := groups.get(group_key))
                 ]
             )
         )
         out.append("}")
-        return "".join(out).encode()
+        return "".join(out).encode(), groups
 
     def _encoded(self, full_key: str, label: LabelValue) -> _Encoded:
         category = self.index.categories[full_key]
         name = dumps(category.key)
         source = dumps(_provenance(label.state, label.decided_by_person, label.model_version))
         in_group = category.group is not None and category.group != SHOT_GROUP
+        words = _words(category, label.value) if in_group else None
         return _Encoded(
             region=dumps(category.region) + ":{",
             said=f"{name}:{dumps(label.value)}",
@@ -582,7 +609,8 @@ class AttributesEncoder:
             name=dumps(full_key) + ":",
             group=category.group or "",
             attribute=category.key,
-            words=f"{name}:{dumps(_words(category, label.value))}" if in_group else None,
+            words=f"{name}:{dumps(words)}" if in_group else None,
+            aa_words=f"{_aa_dumps(category.key)}: {_aa_dumps(words)}" if in_group else "",
         )
 
 
@@ -596,6 +624,7 @@ class _Encoded(NamedTuple):
     group: str  # its caption group, when `words` is said there
     attribute: str
     words: str | None  # `"key":words` in its group's attributes
+    aa_words: str  # `"key": words` in its group of CosmicMan's aa_text (json's default separators)
 
 
 _UNHASHABLE = object()

@@ -21,7 +21,14 @@ from server.captions import tokens
 from server.core import runtime
 from server.core.db import Database
 from server.exports import repository, service
-from server.exports.records import DOCUMENT_VERSION, AttributesEncoder, build_records, record_of
+from server.exports.records import (
+    DOCUMENT_VERSION,
+    AttributesEncoder,
+    aa_text,
+    attribute_groups,
+    build_records,
+    record_of,
+)
 from server.exports.repository import LabelDocument, SubjectRow
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.orm import LabelEvent, ModelVersion, Prediction
@@ -755,3 +762,9 @@ def test_a_kept_document_makes_the_bytes_its_labels_make() -> None:
     kept = record_of(rows[0], document=encoder.document(record))
     assert encoder.encode(kept) == encoder.encode(record)
     assert kept.caption == record.caption and kept.caption
+    # CosmicMan's aa_text, written with the body, is what the labels' groups make.
+    assert (
+        aa_text(spec, kept)
+        == aa_text(spec, record)
+        == json.dumps(attribute_groups(spec, record), ensure_ascii=False)
+    )
