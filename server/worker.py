@@ -6,6 +6,7 @@ celery -A server.worker beat               # the periodic schedule
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -118,6 +119,10 @@ def _remember_identity(sender: str, instance: Any, **_: Any) -> None:
         _Heartbeat.start()
     else:
         preload_export_parts()  # once here, not in every pool process's first export part
+        # What the pool processes inherit lives as long as they do: keep it out of their
+        # collector's full passes, which would otherwise walk every object loaded here (about
+        # 160,000, 0.07 s a pass) each time a task's new objects trigger one.
+        gc.freeze()
 
 
 @worker_process_init.connect

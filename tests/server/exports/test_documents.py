@@ -3,6 +3,7 @@ or a prediction of that subject says otherwise; what it writes never depends on 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import tarfile
@@ -611,6 +612,15 @@ def test_preloading_loads_the_caption_tokenizer_before_parts_fork() -> None:
     tokens._merge_ranks.cache_clear()
     service.preload()
     assert tokens._merge_ranks.cache_info().currsize == 1  # a forked part inherits the ranks
+
+
+def test_part_processes_leave_what_they_inherit_out_of_the_collectors_passes(db: Database) -> None:
+    # A full pass in a part process walks what its parts made, not every object of the parent.
+    gc.unfreeze()  # an app started by an earlier test froze this process's start-up objects
+    with service.part_pool(db, runtime.storage().get, 1) as pool:
+        assert gc.get_freeze_count() == 0  # the parent collects as before
+        inherited = pool.apply(gc.get_freeze_count)
+    assert inherited > 10_000  # the modules, pandas and the tokenizer's ranks, at least
 
 
 @sqlite_only
