@@ -362,7 +362,6 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
     filters = ExportFilters.model_validate(snapshot.filters)
     include_sensitive = snapshot.include_sensitive
     marks = marks_of(snapshot)
-    rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
     in_range = repository.in_range(snapshot.id, part.first, part.stop)
     documents = export.format in DOCUMENT_FORMATS
     # Decided before any label is read: what is read after every older transaction ended is
@@ -371,9 +370,11 @@ def read_part_records(session: Session, export: Export, part: ExportPart, spec: 
     keepable = documents and _settled(session, snapshot.settles_after_xid)
     kept: dict[int, tuple[repository.Marks, LabelDocument]] = {}
     variant = document_variant(snapshot.taxonomy_version_id, filters.label_states(), include_sensitive)
-    if documents:
-        kept = repository.kept_documents(
-            session, variant, in_range, with_aa_text=export.format == "cosmicman"
+    if not documents:
+        rows = repository.subjects_in_range(session, snapshot.id, part.first, part.stop)
+    else:
+        rows, kept = repository.subjects_with_documents(
+            session, snapshot.id, part.first, part.stop, variant, with_aa_text=export.format == "cosmicman"
         )
         read_at = {subject_id: document_marks for subject_id, (document_marks, _) in kept.items()}
         for subject_id in stale_documents(session, in_range, read_at, marks):
