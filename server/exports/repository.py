@@ -203,8 +203,9 @@ _SUBJECT_COLUMNS = (
 )
 
 
-def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
-    query = (
+def _subjects_in_range(snapshot_id: int, first: int, stop: int) -> Select[*tuple[Any, ...]]:
+    """The `SubjectRow` columns of a snapshot's positions [first, stop), in position order."""
+    return (
         select(SnapshotSubject.position, *_SUBJECT_COLUMNS)
         .select_from(SnapshotSubject)
         .join(Subject, Subject.id == SnapshotSubject.subject_id)
@@ -216,6 +217,10 @@ def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int)
         )
         .order_by(SnapshotSubject.position)
     )
+
+
+def subjects_in_range(session: Session, snapshot_id: int, first: int, stop: int) -> list[SubjectRow]:
+    query = _subjects_in_range(snapshot_id, first, stop)
     return [SubjectRow._make(row) for row in session.connection().execute(query).all()]
 
 
@@ -396,9 +401,8 @@ def subjects_with_documents(
     for a part of 1,000."""
     document = ExportDocument
     query = (
-        select(
-            SnapshotSubject.position,
-            *_SUBJECT_COLUMNS,
+        _subjects_in_range(snapshot_id, first, stop)
+        .add_columns(
             document.label_event_high_water,
             document.prediction_high_water,
             document.states,
@@ -407,16 +411,7 @@ def subjects_with_documents(
             document.aa_text if with_aa_text else literal(""),
             document.body,
         )
-        .select_from(SnapshotSubject)
-        .join(Subject, Subject.id == SnapshotSubject.subject_id)
-        .join(Image, Image.id == Subject.image_id)
         .outerjoin(document, and_(document.subject_id == Subject.id, document.variant == variant))
-        .where(
-            SnapshotSubject.snapshot_id == snapshot_id,
-            SnapshotSubject.position >= first,
-            SnapshotSubject.position < stop,
-        )
-        .order_by(SnapshotSubject.position)
     )
     width = len(SubjectRow._fields)
     make = tuple.__new__  # SubjectRow's own `_make` is a Python function: a frame per row
