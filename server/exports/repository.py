@@ -452,17 +452,26 @@ def touched_between(
     the half-open ranges (low, high] of the subjects in `among`, which `subjects` (ids, or a
     query of them) holds."""
     out: list[tuple[int, str, int]] = []
+    if not among:
+        return out
+    # A part's subjects are consecutive in id order: a range read returns only the rows between
+    # its first and last, not every other part's (about twenty times as many rows to build here).
+    # `+ 0` keeps the database on the primary key's range: through the subject index it would
+    # walk every event of the part's subjects instead.
+    lowest, highest = min(among), max(among)
     for kind, table, (low, high) in (("label", LabelEvent, labels), ("prediction", Prediction, predictions)):
         if low >= high:
             continue
         if high - low <= RANGE_SCAN_PER_SUBJECT * len(among):
-            query = select(table.subject_id, table.id).where(table.id > low, table.id <= high)
+            query = select(table.subject_id, table.id).where(
+                table.id > low, table.id <= high, (table.subject_id + 0).between(lowest, highest)
+            )
         else:
             ids = subjects if isinstance(subjects, Select) else list(subjects)
             query = select(table.subject_id, table.id).where(
                 table.id > low, table.id <= high, table.subject_id.in_(ids)
             )
-        rows = session.connection().execute(query)
+        rows = session.connection().execute(query).all()
         out.extend((int(s), kind, int(i)) for s, i in rows if s in among)
     return out
 
