@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     union,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, aliased
@@ -108,6 +109,7 @@ def freeze_subjects(
     source_ids: Collection[int] | None = None,
     min_quality: Mapping[str, float] | None = None,
     changed_after: int | None = None,
+    previous: Frozen | None = None,
 ) -> int:
     """Freeze the snapshot's subjects, positions 0.. in subject id order, in one statement (the
     database filters and numbers them; nothing crosses to Python); returns how many.
@@ -115,11 +117,18 @@ def freeze_subjects(
     A subject is in when it has a label in `states` as of the high-water mark among
     `category_ids`, and it passes the filters: its id, its image's source, each quality metric
     at least its floor (a missing metric fails), and a label event after `changed_after`.
+
+    `previous` (`previous_freeze`): an earlier snapshot frozen with the same categories, states
+    and filters, at a mark at or below this one; only the subjects with a label event between
+    the two marks are checked again, the others are in as they were there.
     """
     session.execute(delete(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id))
     conditions = [Subject.project_id == project_id, _labelled(high_water, category_ids, states)]
     if subject_ids is not None:
         conditions.append(Subject.id.in_(list(subject_ids)))
+    if previous is not None:  # not with the filters below: they can change without a label event
+        assert source_ids is None and not min_quality and changed_after is None
+        return _refreeze_subjects(session, snapshot_id, previous, high_water, conditions)
     if source_ids is not None or min_quality:
         image = select(Image.id).where(Image.id == Subject.image_id)
         if source_ids is not None:
@@ -140,10 +149,97 @@ def freeze_subjects(
         Subject.id,
     ).where(*conditions)
     session.execute(insert(SnapshotSubject).from_select(["snapshot_id", "position", "subject_id"], chosen))
+    return _frozen_count(session, snapshot_id)
+
+
+def _frozen_count(session: Session, snapshot_id: int) -> int:
     count = session.scalar(
         select(func.count()).select_from(SnapshotSubject).where(SnapshotSubject.snapshot_id == snapshot_id)
     )
     return int(count or 0)
+
+
+class Frozen(NamedTuple):
+    """A snapshot whose subjects are frozen, as a later freeze may start from it."""
+
+    snapshot_id: int
+    label_event_high_water: int
+
+
+def previous_freeze(
+    session: Session,
+    snapshot_id: int,
+    project_id: int,
+    taxonomy_version_id: int,
+    include_sensitive: bool,
+    high_water: int,
+    same_filters: Callable[[dict[str, Any]], bool],
+) -> Frozen | None:
+    """The project's latest snapshot but `snapshot_id` (the one to freeze, perhaps again) that
+    was frozen at a mark at or below `high_water`, from the same taxonomy version and
+    sensitive-category choice, with filters `same_filters` accepts, when a freeze at
+    `high_water` may start from it: at most `REFREEZE_EVENTS_PER_SUBJECT` label events per
+    subject it holds lie between the two marks."""
+    query = (
+        select(Snapshot.id, Snapshot.label_event_high_water, Snapshot.subject_count, Snapshot.filters)
+        .where(
+            Snapshot.project_id == project_id,
+            Snapshot.id != snapshot_id,
+            Snapshot.taxonomy_version_id == taxonomy_version_id,
+            Snapshot.include_sensitive == include_sensitive,
+            Snapshot.label_event_high_water <= high_water,
+            Snapshot.subject_count > 0,  # set by the plan that froze its subjects, with them
+        )
+        .order_by(Snapshot.label_event_high_water.desc(), Snapshot.id.desc())
+        .limit(PREVIOUS_FREEZES_LOOKED_AT)
+    )
+    for snapshot_id, mark, count, filters in session.execute(query):
+        if same_filters(filters):
+            return (
+                Frozen(snapshot_id, mark)
+                if high_water - mark <= REFREEZE_EVENTS_PER_SUBJECT * count
+                else None
+            )
+    return None
+
+
+# How many of a project's latest frozen snapshots `previous_freeze` looks through for one with
+# the same filters.
+PREVIOUS_FREEZES_LOOKED_AT = 10
+# A freeze starts from an earlier one while at most this many label events per subject frozen
+# there lie between the two marks: every subject an event names is checked again (as a full
+# freeze checks each subject), the others are copied at about a third of that cost. A subject
+# has an event per label it was given, so a flywheel round's re-labelling goes past this.
+REFREEZE_EVENTS_PER_SUBJECT = 1
+
+
+def _refreeze_subjects(
+    session: Session,
+    snapshot_id: int,
+    previous: Frozen,
+    high_water: int,
+    conditions: list[ColumnElement[bool]],
+) -> int:
+    """`freeze_subjects` from `previous`: its subjects without a label event since its mark, and
+    those with one that pass `conditions` now. Label events are only ever added, each with a
+    higher id than those before it had when it committed (SQLite writes one transaction at a
+    time), so as of `high_water` only a subject with an event between the marks can be in or out
+    differently."""
+    changed = select(LabelEvent.subject_id).where(
+        LabelEvent.id > previous.label_event_high_water, LabelEvent.id <= high_water
+    )
+    unchanged = (
+        select(SnapshotSubject.subject_id.label("id"))
+        .join(Subject, Subject.id == SnapshotSubject.subject_id)
+        .where(
+            SnapshotSubject.snapshot_id == previous.snapshot_id, SnapshotSubject.subject_id.not_in(changed)
+        )
+    )
+    again = select(Subject.id).where(Subject.id.in_(changed), *conditions)
+    members = union_all(unchanged, again).subquery()
+    chosen = select(literal(snapshot_id), func.row_number().over(order_by=members.c.id) - 1, members.c.id)
+    session.execute(insert(SnapshotSubject).from_select(["snapshot_id", "position", "subject_id"], chosen))
+    return _frozen_count(session, snapshot_id)
 
 
 def image_bytes_by_position(session: Session, snapshot_id: int) -> list[int]:

@@ -144,6 +144,17 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
         assert earlier is not None
         changed_after = _snapshot(session, earlier).label_event_high_water
     repository.prune_documents(session, project.id, document_variant(snapshot.taxonomy_version_id))
+    previous = None
+    if _may_refreeze(session, filters):
+        previous = repository.previous_freeze(
+            session,
+            snapshot.id,
+            project.id,
+            snapshot.taxonomy_version_id,
+            snapshot.include_sensitive,
+            snapshot.label_event_high_water,
+            same_filters=lambda earlier: _same_members(filters, ExportFilters.model_validate(earlier)),
+        )
     snapshot.subject_count = repository.freeze_subjects(
         session,
         snapshot.id,
@@ -155,6 +166,7 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
         source_ids=filters.source_ids,
         min_quality=filters.min_quality,
         changed_after=changed_after,
+        previous=previous,
     )
     sizes = (
         repository.image_bytes_by_position(session, snapshot.id)
@@ -172,6 +184,30 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
         jobs.enqueue(session, tasknames.EXPORT_PART, export_id=export.id, index=index)
     if not ranges:
         jobs.enqueue(session, tasknames.EXPORT_FINISH, export_id=export.id)
+
+
+def _may_refreeze(session: Session, filters: ExportFilters) -> bool:
+    """Whether a freeze may start from an earlier snapshot's subjects (`repository.previous_freeze`):
+    only where every label event at or below a snapshot's mark had committed when its subjects
+    were frozen (SQLite commits one transaction at a time; on Postgres a transaction that took a
+    lower event id may commit later), and only with filters that no change but a label event
+    can move a subject across (not its image's source or quality, nor "changed since")."""
+    return session.get_bind().dialect.name == "sqlite" and _label_filters_only(filters)
+
+
+def _label_filters_only(filters: ExportFilters) -> bool:
+    return filters.source_ids is None and not filters.min_quality and filters.since_export_id is None
+
+
+def _same_members(filters: ExportFilters, earlier: ExportFilters) -> bool:
+    """Whether a snapshot with `earlier` filters chose its subjects as `filters` would."""
+    ids = None if filters.subject_ids is None else set(filters.subject_ids)
+    earlier_ids = None if earlier.subject_ids is None else set(earlier.subject_ids)
+    return (
+        _label_filters_only(earlier)
+        and earlier.label_states() == filters.label_states()
+        and earlier_ids == ids
+    )
 
 
 def _exported_category_ids(session: Session, taxonomy_version_id: int, include_sensitive: bool) -> list[int]:

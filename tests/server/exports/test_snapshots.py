@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from server.core import runtime
 from server.core.time import utcnow
-from server.exports import service
+from server.exports import repository, service
 from server.exports.schemas import ExportFilters, ExportOptions
 from server.orm import Category, Label, LabelEvent, Project
-from server.orm.exports import Export
+from server.orm.exports import Export, Snapshot, SnapshotSubject
 from server.projects import service as projects
 from server.taxonomy import service as taxonomy
-from tests.server.exports.conftest import REVIEWED, run_export, start_here
+from tests.server.conftest import Api
+from tests.server.exports.conftest import REVIEWED, review_next, run_export, start_here
 
 
 def _jsonl(out: Path) -> dict[int, dict[str, Any]]:
@@ -238,3 +239,109 @@ def test_manifest_counts_and_checksums_equal_the_database_and_the_files(
     assert manifest["attributes_format"] == 2
     assert [g["group"] for g in manifest["groups"]] == [g.key for g in spec.caption_groups if g.key != "shot"]
     assert all(isinstance(g["noun"], str) and g["parsing_ids"] for g in manifest["groups"])
+
+
+def _unverify(subject_id: int) -> None:
+    """Every label of the subject goes back to `predicted` (its events say so): the subject has
+    nothing verified any more."""
+    with runtime.database().session_scope() as session:
+        for label in session.scalars(select(Label).where(Label.subject_id == subject_id)):
+            session.add(
+                LabelEvent(
+                    label_id=label.id,
+                    subject_id=subject_id,
+                    category_id=label.category_id,
+                    from_value=label.value,
+                    to_value=label.value,
+                    from_state=label.state,
+                    to_state="predicted",
+                    reason="reopened",
+                )
+            )
+            label.state, label.version = "predicted", label.version + 1
+
+
+def _frozen(snapshot_id: int) -> list[int]:
+    with runtime.database().session_scope() as session:
+        rows = session.execute(
+            select(SnapshotSubject.position, SnapshotSubject.subject_id)
+            .where(SnapshotSubject.snapshot_id == snapshot_id)
+            .order_by(SnapshotSubject.position)
+        ).all()
+    assert [position for position, _ in rows] == list(range(len(rows)))
+    return [subject_id for _, subject_id in rows]
+
+
+def test_a_freeze_starts_from_the_last_and_checks_again_only_subjects_relabelled_since(
+    admin: Api, reviewed: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id, done, everyone = reviewed["project"]["id"], reviewed["reviewed"], reviewed["subjects"]
+    first = run_export(project_id, "jsonl", tmp_path / "first")
+    assert first.status == "done", first.error
+    assert _frozen(first.snapshot_id) == done
+    # A day of review: the last subject reviewed (in), one taken back to predicted (out), one
+    # relabelled (still in); a snapshot whose filters differ is frozen in between.
+    (unreviewed,) = set(everyone) - set(done)
+    assert review_next(admin, project_id)["subject"]["id"] == unreviewed
+    _unverify(done[0])
+    _relabel(done[1], "top.color", _other_value("top.color", None))
+    other = run_export(project_id, "jsonl", tmp_path / "other", filters=ExportFilters(subject_ids=[done[2]]))
+    assert _frozen(other.snapshot_id) == [done[2]]
+
+    starts: list[repository.Frozen | None] = []
+    freeze = repository.freeze_subjects
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        starts.append(kwargs.get("previous"))
+        return freeze(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "freeze_subjects", spy)
+    # A day's events per subject here are a round's in a large project: started from the last,
+    # or frozen again in full past the limit.
+    monkeypatch.setattr(repository, "REFREEZE_EVENTS_PER_SUBJECT", 100)
+    second = run_export(project_id, "jsonl", tmp_path / "second")
+    assert second.status == "done", second.error
+    frozen = _frozen(second.snapshot_id)
+    assert frozen == sorted([done[1], done[2], unreviewed])
+    assert set(_jsonl(tmp_path / "second")) == set(frozen)
+    # SQLite started from the first export's subjects (same filters; the other's differ);
+    # Postgres froze them all again.
+    sqlite = runtime.database().is_sqlite
+    assert starts == [repository.Frozen(first.snapshot_id, _mark(first.snapshot_id)) if sqlite else None]
+
+    # Past the limit of events between the marks, every subject is checked again.
+    monkeypatch.setattr(repository, "REFREEZE_EVENTS_PER_SUBJECT", 0)
+    _relabel(done[2], "top.color", _other_value("top.color", None))
+    third = run_export(project_id, "jsonl", tmp_path / "third")
+    assert third.status == "done", third.error
+    assert starts[1] is None and _frozen(third.snapshot_id) == frozen
+    # The same subjects as a freeze that checks every subject.
+    session = runtime.database().sessionmaker()
+    try:
+        second_snapshot = session.get(Snapshot, second.snapshot_id)
+        assert second_snapshot is not None
+        category_ids = service._exported_category_ids(session, second_snapshot.taxonomy_version_id, False)
+        count = freeze(
+            session,
+            second.snapshot_id,
+            project_id,
+            high_water=second_snapshot.label_event_high_water,
+            category_ids=category_ids,
+            states=ExportFilters().label_states(),
+        )
+        rows = session.scalars(
+            select(SnapshotSubject.subject_id)
+            .where(SnapshotSubject.snapshot_id == second.snapshot_id)
+            .order_by(SnapshotSubject.position)
+        ).all()
+        assert count == len(rows) and list(rows) == frozen
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _mark(snapshot_id: int) -> int:
+    with runtime.database().session_scope() as session:
+        snapshot = session.get(Snapshot, snapshot_id)
+        assert snapshot is not None
+        return snapshot.label_event_high_water
