@@ -73,7 +73,9 @@ def model_version_names(session: Session, project_id: int) -> dict[int, str]:
 
 
 def _labelled(high_water: int, category_ids: Collection[int], states: Collection[str]) -> Exists:
-    """Whether `Subject` has a label in `states` among `category_ids` as of the mark."""
+    """Whether `Subject` has a label in `states` among `category_ids` as of the mark. A freeze
+    may copy an earlier snapshot's answers (`previous_freeze`): a change to what this checks
+    must keep freezes from starting from snapshots frozen before it."""
     # Per subject, the first of its events in `states` that no later event (up to the mark)
     # replaced: an EXISTS stops there, where grouping every label first reads them all.
     later = aliased(LabelEvent)

@@ -44,27 +44,27 @@ def relabel_in(session: Session, subject_id: int, key: str, choose: Callable[[An
     )
     assert label is not None
     value = choose(label.value)
+    _change(session, label, value, "verified", "review")
+    session.flush()
+    return value
+
+
+def _change(session: Session, label: Label, value: Any, state: str, reason: str) -> None:
+    """The label's new value and state, and its event, as the engine's writers record them."""
     session.add(
         LabelEvent(
             label_id=label.id,
-            subject_id=subject_id,
-            category_id=category.id,
+            subject_id=label.subject_id,
+            category_id=label.category_id,
             actor_user_id=label.decided_by_id,
             from_value=label.value,
             to_value=value,
             from_state=label.state,
-            to_state="verified",
-            reason="review",
+            to_state=state,
+            reason=reason,
         )
     )
-    label.value, label.state, label.version, label.updated_at = (
-        value,
-        "verified",
-        label.version + 1,
-        utcnow(),
-    )
-    session.flush()
-    return value
+    label.value, label.state, label.version, label.updated_at = value, state, label.version + 1, utcnow()
 
 
 def _other_value(key: str, current: Any) -> Any:
@@ -246,19 +246,7 @@ def _unverify(subject_id: int) -> None:
     nothing verified any more."""
     with runtime.database().session_scope() as session:
         for label in session.scalars(select(Label).where(Label.subject_id == subject_id)):
-            session.add(
-                LabelEvent(
-                    label_id=label.id,
-                    subject_id=subject_id,
-                    category_id=label.category_id,
-                    from_value=label.value,
-                    to_value=label.value,
-                    from_state=label.state,
-                    to_state="predicted",
-                    reason="reopened",
-                )
-            )
-            label.state, label.version = "predicted", label.version + 1
+            _change(session, label, label.value, "predicted", "reopened")
 
 
 def _frozen(snapshot_id: int) -> list[int]:
