@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
@@ -153,7 +154,7 @@ def plan(session: Session, export_id: int, *, send_jobs: bool = True) -> None:
             snapshot.taxonomy_version_id,
             snapshot.include_sensitive,
             snapshot.label_event_high_water,
-            same_filters=lambda earlier: _same_members(filters, ExportFilters.model_validate(earlier)),
+            same_filters=functools.partial(_same_members, filters),
         )
     snapshot.subject_count = repository.freeze_subjects(
         session,
@@ -199,8 +200,14 @@ def _label_filters_only(filters: ExportFilters) -> bool:
     return filters.source_ids is None and not filters.min_quality and filters.since_export_id is None
 
 
-def _same_members(filters: ExportFilters, earlier: ExportFilters) -> bool:
-    """Whether a snapshot with `earlier` filters chose its subjects as `filters` would."""
+def _same_members(filters: ExportFilters, stored: dict[str, Any]) -> bool:
+    """Whether a snapshot with the `stored` filters chose its subjects as `filters` would. Filters
+    stored by an older version that today's schema refuses (a quality floor's metric name and
+    value are checked since 4451f2e) are not the same: the plan freezes in full rather than fail."""
+    try:
+        earlier = ExportFilters.model_validate(stored)
+    except ValidationError:
+        return False
     ids = None if filters.subject_ids is None else set(filters.subject_ids)
     earlier_ids = None if earlier.subject_ids is None else set(earlier.subject_ids)
     return (

@@ -333,3 +333,26 @@ def _mark(snapshot_id: int) -> int:
         snapshot = session.get(Snapshot, snapshot_id)
         assert snapshot is not None
         return snapshot.label_event_high_water
+
+
+def test_a_snapshot_whose_stored_filters_todays_schema_refuses_is_not_started_from(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    project_id, done = reviewed["project"]["id"], reviewed["reviewed"]
+    with runtime.database().session_scope() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        # As a version before 4451f2e could store it: a quality floor on a name the schema now refuses.
+        session.add(
+            Snapshot(
+                project_id=project_id,
+                taxonomy_version_id=project.taxonomy_version_id,
+                label_event_high_water=0,
+                filters={"states": ["verified"], "min_quality": {"sharpness (old)": 0.5}},
+                subject_count=1,
+                include_sensitive=False,
+            )
+        )
+    export = run_export(project_id, "jsonl", tmp_path / "out")
+    assert export.status == "done", export.error
+    assert _frozen(export.snapshot_id) == done
